@@ -1,0 +1,564 @@
+"""Configuration: TOML → frozen, validated settings objects.
+
+Every problem becomes one line naming the file, the table and the key; all problems of a
+file are reported together in one :class:`ConfigError`. Secrets are held in
+:class:`Secret`, whose repr never shows the value, and missing ``${ENV}`` variables are
+named without printing anything they might have held.
+
+Relative paths in the file are resolved against the file's own directory, so a cron job
+behaves the same whatever its working directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pendulum
+
+from .errors import ConfigError
+from .naming import DATA_CENTERS, DEFAULT_LAYOUT, check_layout
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+GIB = 1024**3
+
+
+class Secret:
+    """A credential. ``str``/``repr`` are masked; :meth:`reveal` gives the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class DateSpec:
+    """An absolute date, or an offset in days from a workspace's 'today' (0 = today)."""
+
+    absolute: date | None = None
+    offset_days: int = 0
+
+    @classmethod
+    def parse(cls, text: str | date) -> DateSpec:
+        """``YYYY-MM-DD``, ``today``, ``yesterday`` or ``-Nd``; ValueError otherwise."""
+        if isinstance(text, date):
+            return cls(absolute=text)
+        t = text.strip().lower()
+        if t == "today":
+            return cls(offset_days=0)
+        if t == "yesterday":
+            return cls(offset_days=-1)
+        m = re.fullmatch(r"-(\d{1,5})d", t)
+        if m:
+            return cls(offset_days=-int(m.group(1)))
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", t):
+            raise ValueError(f"{text!r} is not a date (use YYYY-MM-DD, 'today' or '-Nd')")
+        try:
+            return cls(absolute=date.fromisoformat(t))
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not a valid date ({exc})") from None
+
+    def resolve(self, today: date) -> date:
+        return self.absolute if self.absolute is not None else today + timedelta(self.offset_days)
+
+    def __str__(self) -> str:
+        if self.absolute is not None:
+            return self.absolute.isoformat()
+        return "today" if self.offset_days == 0 else f"{self.offset_days}d"
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When a report is generated: ``daily``, ``weekly:<mon..sun>`` or ``monthly:<1..28>``."""
+
+    kind: str = "daily"
+    value: int = 0  # weekday 0=Monday for weekly; day of month for monthly
+
+    @classmethod
+    def parse(cls, text: str) -> Schedule:
+        t = text.strip().lower()
+        if t == "daily":
+            return cls()
+        kind, _, arg = t.partition(":")
+        if kind == "weekly" and arg in WEEKDAYS:
+            return cls("weekly", WEEKDAYS.index(arg))
+        if kind == "monthly" and arg.isdigit() and 1 <= int(arg) <= 28:
+            return cls("monthly", int(arg))
+        raise ValueError(
+            f"{text!r} is not a schedule (use 'daily', 'weekly:<mon..sun>' or 'monthly:<1..28>')"
+        )
+
+    def includes(self, day: date) -> bool:
+        if self.kind == "weekly":
+            return day.weekday() == self.value
+        if self.kind == "monthly":
+            return day.day == self.value
+        return True
+
+    def __str__(self) -> str:
+        if self.kind == "weekly":
+            return f"weekly:{WEEKDAYS[self.value]}"
+        if self.kind == "monthly":
+            return f"monthly:{self.value}"
+        return "daily"
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    name: str
+    schedule: Schedule = field(default_factory=Schedule)
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    name: str
+    app_id: str
+    data_center: str
+    api_key: Secret = field(repr=False)
+    secret_key: Secret = field(repr=False)
+    timezone: str
+    reports: tuple[Report, ...]
+    concurrency: int = 4
+    rate: float | None = None  # requests per second, None = unlimited
+    base_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    start: DateSpec = field(default_factory=lambda: DateSpec(offset_days=-7))
+    end: DateSpec = field(default_factory=DateSpec)
+    output_dir: Path = Path("reports")
+    manifest: Path = Path("reports/manifest.jsonl")
+    concurrency: int = 32
+    per_host: int = 0  # connections per host; 0 = same as concurrency
+    layout: str = DEFAULT_LAYOUT
+    max_file_bytes: int = 2 * GIB
+    max_outage_s: float = 1800.0
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0  # idle time between two chunks
+    file_timeout_s: float = 900.0  # whole request, headers to last byte
+    cross_origin_redirects: str = "refuse"  # or "strip": follow without credentials
+    max_redirects: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    max_attempts: int = 6
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 60.0
+    retry_after_max_s: float = 300.0
+    breaker_threshold: int = 5  # consecutive transient failures that pause a host
+    probe_interval_s: float = 1.0
+    probe_interval_max_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    run: RunSettings
+    http: HttpSettings
+    retry: RetrySettings
+    workspaces: tuple[Workspace, ...]
+
+    def workspace(self, name: str) -> Workspace:
+        for ws in self.workspaces:
+            if ws.name == name:
+                return ws
+        raise KeyError(name)
+
+
+# ---------------------------------------------------------------------------- loading
+
+_RUN_KEYS = {
+    "start", "end", "output_dir", "manifest", "concurrency", "per_host", "layout",
+    "max_file_bytes", "max_outage_s",
+}
+_HTTP_KEYS = {
+    "connect_timeout_s", "read_timeout_s", "file_timeout_s", "cross_origin_redirects",
+    "max_redirects",
+}
+_RETRY_KEYS = {
+    "max_attempts", "backoff_base_s", "backoff_max_s", "retry_after_max_s",
+    "breaker_threshold", "probe_interval_s", "probe_interval_max_s",
+}
+_WS_SHARED_KEYS = {
+    "data_center", "api_key", "secret_key", "timezone", "concurrency", "rate", "reports",
+    "base_url",
+}
+_WS_KEYS = _WS_SHARED_KEYS | {"name", "app_id"}
+_TOP_KEYS = {"run", "http", "retry", "defaults", "workspace"}
+_ENV = re.compile(r"\$\{([^}]*)\}")
+_NAME_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+class _Problems:
+    """Collects problems as 'file: [table] key: message' lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines: list[str] = []
+
+    def add(self, where: str, key: str | None, message: str) -> None:
+        loc = f"{where} {key}" if key else where
+        self.lines.append(f"{self.path}: {loc}: {message}")
+
+
+def _unknown_keys(p: _Problems, where: str, table: Mapping[str, Any], known: set[str]) -> None:
+    for key in table:
+        if key not in known:
+            hint = difflib.get_close_matches(key, sorted(known), n=1)
+            extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+            p.add(where, key, f"unknown key{extra}")
+
+
+def _interpolate(p: _Problems, where: str, key: str, value: str, env: Mapping[str, str] | None,
+                 ) -> str:
+    """Replace ``${VAR}``. With ``env=None`` (planning only) references are left unresolved."""
+
+    def sub(m: re.Match[str]) -> str:
+        var = m.group(1)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+            p.add(where, key, f"'${{{var}}}' is not a valid environment variable reference")
+            return ""
+        if env is None:
+            return ""
+        if var not in env:
+            p.add(where, key, f"environment variable {var} is not set")
+            return ""
+        return env[var]
+
+    return _ENV.sub(sub, value)
+
+
+def _table(p: _Problems, raw: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        p.add(f"[{key}]", None, f"must be a table, got {type(value).__name__}")
+        return {}
+    return value
+
+
+def _int(p: _Problems, where: str, t: Mapping[str, Any], key: str, default: int,
+         minimum: int = 1) -> int:
+    v = t.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int):
+        p.add(where, key, f"must be an integer, got {v!r}")
+        return default
+    if v < minimum:
+        p.add(where, key, f"must be at least {minimum}, got {v}")
+        return default
+    return v
+
+
+def _float(p: _Problems, where: str, t: Mapping[str, Any], key: str, default: float,
+           minimum: float = 0.0) -> float:
+    v = t.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        p.add(where, key, f"must be a number, got {v!r}")
+        return default
+    if v < minimum:
+        p.add(where, key, f"must be at least {minimum}, got {v}")
+        return default
+    return float(v)
+
+
+def _str(p: _Problems, where: str, t: Mapping[str, Any], key: str, default: str) -> str:
+    v = t.get(key, default)
+    if not isinstance(v, str):
+        p.add(where, key, f"must be a string, got {v!r}")
+        return default
+    return v
+
+
+def _date(p: _Problems, where: str, t: Mapping[str, Any], key: str, default: DateSpec) -> DateSpec:
+    if key not in t:
+        return default
+    v = t[key]
+    if not isinstance(v, str | date) or (hasattr(v, "hour")):
+        p.add(where, key, f"must be a date string, got {v!r}")
+        return default
+    try:
+        return DateSpec.parse(v)
+    except ValueError as exc:
+        p.add(where, key, str(exc))
+        return default
+
+
+def _path(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _reports(p: _Problems, where: str, value: Any) -> tuple[Report, ...]:
+    if not isinstance(value, list):
+        p.add(where, "reports", f"must be a list of report names, got {value!r}")
+        return ()
+    if not value:
+        p.add(where, "reports", "is empty: list at least one report name")
+        return ()
+    out: list[Report] = []
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        if isinstance(item, str):
+            name, sched = item, "daily"
+        elif isinstance(item, dict):
+            _unknown_keys(p, f"{where} reports[{i}]", item, {"name", "schedule"})
+            raw_name, sched = item.get("name"), item.get("schedule", "daily")
+            if not isinstance(raw_name, str):
+                p.add(where, f"reports[{i}].name", "is required and must be a string")
+                continue
+            name = raw_name
+            if not isinstance(sched, str):
+                p.add(where, f"reports[{i}].schedule", f"must be a string, got {sched!r}")
+                continue
+        else:
+            p.add(where, f"reports[{i}]", f"must be a name or {{name, schedule}}, got {item!r}")
+            continue
+        if not name.strip():
+            p.add(where, f"reports[{i}]", "report name is empty")
+            continue
+        if re.search(r"[\x00-\x1f\x7f]", name):
+            p.add(where, f"reports[{i}]", "report name contains control characters")
+            continue
+        if len(name.encode()) > 250:
+            p.add(where, f"reports[{i}]", "report name is longer than 250 bytes")
+            continue
+        if name in seen:
+            p.add(where, f"reports[{i}]", f"report {name!r} is listed twice")
+            continue
+        seen.add(name)
+        try:
+            out.append(Report(name, Schedule.parse(sched)))
+        except ValueError as exc:
+            p.add(where, f"reports[{i}].schedule", str(exc))
+    return tuple(out)
+
+
+def _workspace(
+    p: _Problems, index: int, raw: Any, defaults: Mapping[str, Any], env: Mapping[str, str] | None
+) -> Workspace | None:
+    if not isinstance(raw, dict):
+        p.add(f"[[workspace]] #{index + 1}", None, "must be a table")
+        return None
+    label = raw.get("name") or raw.get("app_id")
+    where = f"[[workspace]] #{index + 1}" + (f" ({label})" if isinstance(label, str) else "")
+    _unknown_keys(p, where, raw, _WS_KEYS)
+    merged: dict[str, Any] = {**defaults, **raw}
+
+    app_id = merged.get("app_id")
+    if not isinstance(app_id, str) or not app_id.strip():
+        p.add(where, "app_id", "is required (the workspace ID from Settings → Account → APIs)")
+        app_id = ""
+    elif _NAME_BAD.search(app_id):
+        p.add(where, "app_id", "contains '/', '\\' or control characters")
+    name = merged.get("name", app_id)
+    if not isinstance(name, str) or not name.strip():
+        p.add(where, "name", "must be a non-empty string")
+        name = app_id
+    elif _NAME_BAD.search(name) or name in (".", "..") or len(name.encode()) > 100:
+        p.add(where, "name", f"{name!r} is not usable as a label "
+              "(no '/', '\\', control characters, '..'; at most 100 bytes)")
+
+    dc_raw = merged.get("data_center", "01")
+    dc = f"{dc_raw:02d}" if isinstance(dc_raw, int) and not isinstance(dc_raw, bool) else dc_raw
+    if dc not in DATA_CENTERS:
+        p.add(where, "data_center", f"unknown data center {dc_raw!r} "
+              f"(known: {', '.join(DATA_CENTERS)})")
+
+    def secret(key: str) -> str | None:
+        v = merged.get(key)
+        if v is None:
+            return None
+        if not isinstance(v, str):
+            p.add(where, key, "must be a string")
+            return None
+        return _interpolate(p, where, key, v, env)
+
+    api_key = secret("api_key")
+    if api_key is None:
+        p.add(where, "api_key", "is required (use \"${ENV_VAR}\" to keep it out of the file)")
+        api_key = ""
+    secret_key = secret("secret_key")
+
+    tz = _str(p, where, merged, "timezone", "UTC")
+    try:
+        pendulum.timezone(tz)
+    except ValueError:  # pendulum's InvalidTimezone
+        p.add(where, "timezone", f"unknown time zone {tz!r} (an IANA name like 'Europe/Berlin')")
+        tz = "UTC"
+
+    concurrency = _int(p, where, merged, "concurrency", 4)
+    rate: float | None = None
+    if "rate" in merged:
+        rate = _float(p, where, merged, "rate", 0.0)
+        if rate <= 0:
+            p.add(where, "rate", "must be a positive number of requests per second")
+            rate = None
+
+    base = merged.get("base_url")
+    if base is not None:
+        if not isinstance(base, str) or not re.match(r"https?://[^/\s]+", base):
+            p.add(where, "base_url", f"must be an http(s) URL, got {base!r}")
+            base = None
+        else:
+            base = _interpolate(p, where, "base_url", base, env)
+
+    reports = _reports(p, where, merged.get("reports", []))
+    return Workspace(
+        name=name if isinstance(name, str) else str(name),
+        app_id=app_id,
+        data_center=str(dc),
+        api_key=Secret(api_key),
+        secret_key=Secret(secret_key if secret_key is not None else api_key),
+        timezone=tz,
+        reports=reports,
+        concurrency=concurrency,
+        rate=rate,
+        base_url=base,
+    )
+
+
+def parse_config(
+    raw: Mapping[str, Any], path: Path, env: Mapping[str, str] | None = None,
+    *, secrets: bool = True,
+) -> Config:
+    """Validate a parsed TOML document. Raises ConfigError listing every problem.
+
+    ``secrets=False`` skips resolving ``${ENV}`` references (for ``plan``, which sends
+    nothing): credentials are then empty.
+    """
+    env = (os.environ if env is None else env) if secrets else None
+    p = _Problems(path)
+    base = path.resolve().parent
+    _unknown_keys(p, "(top level)", raw, _TOP_KEYS)
+
+    run_t = _table(p, raw, "run")
+    _unknown_keys(p, "[run]", run_t, _RUN_KEYS)
+    output_dir = _path(base, _str(p, "[run]", run_t, "output_dir", "reports"))
+    manifest = (
+        _path(base, _str(p, "[run]", run_t, "manifest", ""))
+        if "manifest" in run_t else output_dir / "manifest.jsonl"
+    )
+    layout = _str(p, "[run]", run_t, "layout", DEFAULT_LAYOUT)
+    problem = check_layout(layout)
+    if problem:
+        p.add("[run]", "layout", f"{layout!r}: {problem}")
+    run = RunSettings(
+        start=_date(p, "[run]", run_t, "start", RunSettings().start),
+        end=_date(p, "[run]", run_t, "end", RunSettings().end),
+        output_dir=output_dir,
+        manifest=manifest,
+        concurrency=_int(p, "[run]", run_t, "concurrency", 32),
+        per_host=_int(p, "[run]", run_t, "per_host", 0, minimum=0),
+        layout=layout,
+        max_file_bytes=_int(p, "[run]", run_t, "max_file_bytes", 2 * GIB),
+        max_outage_s=_float(p, "[run]", run_t, "max_outage_s", 1800.0),
+    )
+    if (run.start.absolute and run.end.absolute and run.start.absolute > run.end.absolute) or (
+        run.start.absolute is None and run.end.absolute is None
+        and run.start.offset_days > run.end.offset_days
+    ):
+        p.add("[run]", "start", f"start {run.start} is after end {run.end}")
+
+    http_t = _table(p, raw, "http")
+    _unknown_keys(p, "[http]", http_t, _HTTP_KEYS)
+    cross = _str(p, "[http]", http_t, "cross_origin_redirects", "refuse")
+    if cross not in ("refuse", "strip"):
+        p.add("[http]", "cross_origin_redirects", f"must be 'refuse' or 'strip', got {cross!r}")
+    http = HttpSettings(
+        connect_timeout_s=_float(p, "[http]", http_t, "connect_timeout_s", 10.0, 0.001),
+        read_timeout_s=_float(p, "[http]", http_t, "read_timeout_s", 60.0, 0.001),
+        file_timeout_s=_float(p, "[http]", http_t, "file_timeout_s", 900.0, 0.001),
+        cross_origin_redirects=cross,
+        max_redirects=_int(p, "[http]", http_t, "max_redirects", 5, minimum=0),
+    )
+
+    retry_t = _table(p, raw, "retry")
+    _unknown_keys(p, "[retry]", retry_t, _RETRY_KEYS)
+    retry = RetrySettings(
+        max_attempts=_int(p, "[retry]", retry_t, "max_attempts", 6),
+        backoff_base_s=_float(p, "[retry]", retry_t, "backoff_base_s", 0.5),
+        backoff_max_s=_float(p, "[retry]", retry_t, "backoff_max_s", 60.0),
+        retry_after_max_s=_float(p, "[retry]", retry_t, "retry_after_max_s", 300.0),
+        breaker_threshold=_int(p, "[retry]", retry_t, "breaker_threshold", 5),
+        probe_interval_s=_float(p, "[retry]", retry_t, "probe_interval_s", 1.0, 0.001),
+        probe_interval_max_s=_float(p, "[retry]", retry_t, "probe_interval_max_s", 60.0, 0.001),
+    )
+
+    defaults = _table(p, raw, "defaults")
+    _unknown_keys(p, "[defaults]", defaults, _WS_SHARED_KEYS)
+    ws_raw = raw.get("workspace", [])
+    if not isinstance(ws_raw, list):
+        p.add("[[workspace]]", None, "must be an array of tables ([[workspace]])")
+        ws_raw = []
+    if not ws_raw:
+        p.add("[[workspace]]", None, "no workspace configured: add at least one [[workspace]]")
+    workspaces: list[Workspace] = []
+    names: dict[str, int] = {}
+    ids: dict[str, int] = {}
+    for i, item in enumerate(ws_raw):
+        ws = _workspace(p, i, item, defaults, env)
+        if ws is None:
+            continue
+        where = f"[[workspace]] #{i + 1} ({ws.name})"
+        if ws.name in names:
+            p.add(where, "name", f"duplicate workspace name {ws.name!r} "
+                  f"(also workspace #{names[ws.name] + 1})")
+        if ws.app_id and ws.app_id in ids:
+            p.add(where, "app_id", f"duplicate app_id {ws.app_id!r} "
+                  f"(also workspace #{ids[ws.app_id] + 1})")
+        names.setdefault(ws.name, i)
+        ids.setdefault(ws.app_id, i)
+        workspaces.append(ws)
+
+    if p.lines:
+        raise ConfigError(p.lines)
+    return Config(path=path, run=run, http=http, retry=retry, workspaces=tuple(workspaces))
+
+
+def load_config(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None, *, secrets: bool = True
+) -> Config:
+    """Read and validate a TOML config file. Raises ConfigError (exit 2) on any problem."""
+    p = Path(path)
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a directory, not a config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.strerror})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    return parse_config(raw, p, env, secrets=secrets)

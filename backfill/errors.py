@@ -1,0 +1,95 @@
+"""Every error moe-backfill raises, in one tree.
+
+    BackfillError                    base; str() is a one-line, secret-free message
+    ├── ConfigError                  bad config file, key, value or CLI argument  (exit 2)
+    ├── ManifestError                manifest unreadable or corrupt in the middle (exit 2)
+    ├── LockedError                  another run holds the manifest lock          (exit 75)
+    ├── StorageError                 local disk: unwritable dir, disk full, ...    (exit 1/2)
+    └── RemoteError                  one request's failure, raised by client.py
+        ├── TransportError           no usable response: retryable
+        │   ├── ConnectError         connection refused / DNS / TLS handshake
+        │   ├── ConnectionLost       reset or closed mid-response
+        │   └── RequestTimeout        connect, idle-read or whole-file deadline passed
+        ├── RedirectError            redirect refused (other origin, loop, downgrade)
+        └── BodyError                a 200 whose body is not the report
+            ├── BodyTooLarge         larger than max_file_bytes (not retried)
+            └── InvalidBody          truncated, length mismatch, not a zip (retried)
+
+aiohttp and OS errors are translated into these in client.py/storage.py with
+``raise ... from exc`` and go no further. Messages never contain credentials: the
+translation keeps only the exception class name and the URL path.
+"""
+
+from __future__ import annotations
+
+
+class BackfillError(Exception):
+    """Base of all moe-backfill errors."""
+
+    exit_code: int = 1
+
+
+class ConfigError(BackfillError):
+    """The configuration or the command line is wrong. One line per problem."""
+
+    exit_code = 2
+
+    def __init__(self, problems: str | list[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class ManifestError(BackfillError):
+    """The manifest cannot be trusted (a corrupt line that is not the last)."""
+
+    exit_code = 2
+
+
+class LockedError(BackfillError):
+    """Another run holds the manifest lock."""
+
+    exit_code = 75
+
+
+class StorageError(BackfillError):
+    """Writing to the output directory failed (permissions, disk full, ...)."""
+
+    exit_code = 1
+
+
+class RemoteError(BackfillError):
+    """One request failed. ``kind`` is a short stable reason for summaries."""
+
+    kind = "remote"
+
+
+class TransportError(RemoteError):
+    kind = "transport"
+
+
+class ConnectError(TransportError):
+    kind = "connect"
+
+
+class ConnectionLost(TransportError):
+    kind = "connection lost"
+
+
+class RequestTimeout(TransportError):
+    kind = "timeout"
+
+
+class RedirectError(RemoteError):
+    kind = "redirect refused"
+
+
+class BodyError(RemoteError):
+    kind = "invalid body"
+
+
+class BodyTooLarge(BodyError):
+    kind = "too large"
+
+
+class InvalidBody(BodyError):
+    kind = "invalid body"

@@ -1,0 +1,196 @@
+"""The planner: workspaces × reports × generation dates → tasks. Pure; no I/O, no clock.
+
+``today`` is an argument (one per workspace, each computed in the workspace's own time
+zone by the caller), so a plan is a function of (config, today) and replays exactly.
+
+Tasks are produced lazily in dispatch order — oldest generation date first (closest to
+expiry), and within a date round-robin across workspaces, then reports — so a million
+tasks never sit in one list.
+
+Age of a file = today − generation date, in days:
+
+    age < 0   FUTURE     not generated yet; never requested
+    age 0..6  FETCHABLE  inside the 7-day window (age 0: may not be generated yet)
+    age 7     BOUNDARY   last day; tried, and a 400 there counts as expired
+    age ≥ 8   EXPIRED    recorded without a request
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import pendulum
+
+from .config import Config, DateSpec, Report, Workspace
+from .naming import report_filename
+
+MAX_RANGE_DAYS = 90
+EXPIRY_DAYS = 7
+
+
+class Kind(enum.Enum):
+    FUTURE = "future"
+    FETCHABLE = "fetchable"
+    BOUNDARY = "boundary"
+    EXPIRED = "expired"
+
+    @property
+    def requested(self) -> bool:
+        return self in (Kind.FETCHABLE, Kind.BOUNDARY)
+
+
+def classify(age: int) -> Kind:
+    """Kind of a file of the given age in days (see module docstring)."""
+    if age < 0:
+        return Kind.FUTURE
+    if age < EXPIRY_DAYS:
+        return Kind.FETCHABLE
+    if age == EXPIRY_DAYS:
+        return Kind.BOUNDARY
+    return Kind.EXPIRED
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One file: a report of a workspace generated on one date."""
+
+    workspace: Workspace
+    report: Report
+    day: date
+    filename: str
+    age: int
+    kind: Kind
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Manifest key: (app_id, filename)."""
+        return (self.workspace.app_id, self.filename)
+
+    @property
+    def maybe_not_generated(self) -> bool:
+        """Today's file: the vendor may not have generated it yet."""
+        return self.age == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The date range planned for one workspace, after the 90-day cap."""
+
+    workspace: Workspace
+    today: date
+    start: date
+    end: date
+    requested_start: date  # before the cap
+
+    @property
+    def dropped_days(self) -> int:
+        return (self.start - self.requested_start).days if self.start > self.requested_start else 0
+
+
+def today_in(tz: str, now: datetime) -> date:
+    """The calendar date at instant ``now`` in time zone ``tz``."""
+    return pendulum.instance(now).in_timezone(tz).date()
+
+
+def todays(workspaces: Iterable[Workspace], now: datetime) -> dict[str, date]:
+    """Per-workspace 'today' at one instant (each in its own zone)."""
+    return {ws.name: today_in(ws.timezone, now) for ws in workspaces}
+
+
+def window(ws: Workspace, today: date, start: DateSpec, end: DateSpec) -> Window:
+    """Resolve a workspace's range and cap it to the latest 90 days."""
+    s, e = start.resolve(today), end.resolve(today)
+    capped = max(s, e - timedelta(days=MAX_RANGE_DAYS - 1))
+    return Window(ws, today, capped, e, s)
+
+
+def windows(
+    config: Config,
+    today: Mapping[str, date],
+    *,
+    start: DateSpec | None = None,
+    end: DateSpec | None = None,
+    only: Sequence[str] = (),
+) -> list[Window]:
+    """One window per selected workspace (all when ``only`` is empty)."""
+    s, e = start or config.run.start, end or config.run.end
+    chosen = [ws for ws in config.workspaces if not only or ws.name in only]
+    return [window(ws, today[ws.name], s, e) for ws in chosen]
+
+
+def tasks(wins: Sequence[Window]) -> Iterator[Task]:
+    """All tasks of the windows, lazily, in dispatch order (oldest date first)."""
+    live = [w for w in wins if w.start <= w.end]
+    if not live:
+        return
+    first = min(w.start for w in live)
+    last = max(w.end for w in live)
+    # Each report's index of the round: report 0 of every workspace, then report 1, ...
+    rounds = max(len(w.workspace.reports) for w in live)
+    day = first
+    while day <= last:
+        active = [w for w in live if w.start <= day <= w.end]
+        for r in range(rounds):
+            for w in active:
+                reports = w.workspace.reports
+                if r < len(reports) and reports[r].schedule.includes(day):
+                    yield make_task(w.workspace, reports[r], day, w.today)
+        day += timedelta(days=1)
+
+
+def make_task(ws: Workspace, report: Report, day: date, today: date) -> Task:
+    age = (today - day).days
+    return Task(ws, report, day, report_filename(report.name, day), age, classify(age))
+
+
+@dataclass(slots=True)
+class ReportPlan:
+    """Counts for one (workspace, report)."""
+
+    report: Report
+    dates: int = 0
+    fetch: int = 0  # fetchable + boundary: files that will be requested
+    boundary: int = 0
+    expired: int = 0
+    future: int = 0
+    today: int = 0  # files generated today that may not exist yet
+    dropped: int = 0  # scheduled dates removed by the 90-day cap
+    first: date | None = None
+    last: date | None = None
+
+
+@dataclass(slots=True)
+class WorkspacePlan:
+    window: Window
+    reports: list[ReportPlan] = field(default_factory=list)
+
+
+def summarize(wins: Sequence[Window]) -> list[WorkspacePlan]:
+    """Per workspace and report counts, computed by streaming :func:`tasks`."""
+    plans = {w.workspace.name: WorkspacePlan(w, [ReportPlan(r) for r in w.workspace.reports])
+             for w in wins}
+    index = {w.workspace.name: {r.name: i for i, r in enumerate(w.workspace.reports)}
+             for w in wins}
+    for t in tasks(wins):
+        rp = plans[t.workspace.name].reports[index[t.workspace.name][t.report.name]]
+        rp.dates += 1
+        rp.first = rp.first or t.day
+        rp.last = t.day
+        if t.kind is Kind.FUTURE:
+            rp.future += 1
+        elif t.kind is Kind.EXPIRED:
+            rp.expired += 1
+        else:
+            rp.fetch += 1
+            rp.boundary += t.kind is Kind.BOUNDARY
+            rp.today += t.maybe_not_generated
+    for w in wins:
+        for rp in plans[w.workspace.name].reports:
+            day = w.requested_start
+            while day < w.start:
+                rp.dropped += rp.report.schedule.includes(day)
+                day += timedelta(days=1)
+    return list(plans.values())
