@@ -25,7 +25,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so usage errors share one path (exit 2)."""
 
     def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"usage: {message} (see 'backfill {self.prog.split()[-1]} --help')")
+        command = "" if self.prog == "backfill" else f" {self.prog.split()[-1]}"
+        raise ConfigError(f"usage: {message} (see 'backfill{command} --help')")
 
 
 def _date_arg(text: str) -> DateSpec:
@@ -36,7 +37,9 @@ def _date_arg(text: str) -> DateSpec:
 
 
 def _day_arg(text: str) -> date:
-    try:
+    try:  # fromisoformat alone would also take '20261127' and '2026-W48-5'
+        if len(text) != 10:
+            raise ValueError(text)
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
@@ -68,6 +71,16 @@ def resolve_today(config: Config, pinned: date | None) -> dict[str, date]:
     if pinned is not None:
         return {ws.name: pinned for ws in config.workspaces}
     return todays(config.workspaces, datetime.now(UTC))
+
+
+def check_range(config: Config, start: DateSpec | None, end: DateSpec | None) -> None:
+    """A --start/--end override must not put start after end (when that is known now)."""
+    s, e = start or config.run.start, end or config.run.end
+    if (s.absolute is not None and e.absolute is not None and s.absolute > e.absolute) or (
+        s.absolute is None and e.absolute is None and s.offset_days > e.offset_days
+    ):
+        raise ConfigError(f"usage: {'--start' if start else '[run] start'} {s} is after "
+                          f"{'--end' if end else '[run] end'} {e}")
 
 
 def check_workspaces(config: Config, names: Sequence[str]) -> None:
@@ -106,6 +119,7 @@ def plan_document(plans: Sequence[WorkspacePlan]) -> dict[str, Any]:
 def _cmd_plan(args: argparse.Namespace) -> int:
     config = load_config(args.config, secrets=False)  # planning sends nothing
     check_workspaces(config, args.workspace)
+    check_range(config, args.start, args.end)
     wins = windows(config, resolve_today(config, args.today), start=args.start, end=args.end,
                    only=args.workspace)
     doc = plan_document(summarize(wins))

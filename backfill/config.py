@@ -12,6 +12,7 @@ behaves the same whatever its working directory.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -24,7 +25,7 @@ from typing import Any
 import pendulum
 
 from .errors import ConfigError
-from .naming import DATA_CENTERS, DEFAULT_LAYOUT, check_layout
+from .naming import DATA_CENTERS, DEFAULT_LAYOUT, check_layout, layout_fields, safe_component
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 GIB = 1024**3
@@ -225,8 +226,15 @@ class _Problems:
         self.lines: list[str] = []
 
     def add(self, where: str, key: str | None, message: str) -> None:
-        loc = f"{where} {key}" if key else where
-        self.lines.append(f"{self.path}: {loc}: {message}")
+        loc = f"{where} {_show(key)}" if key else where
+        line = f"{self.path}: {loc}: {message}"
+        if line not in self.lines:  # a bad [defaults] value is reported once, not per workspace
+            self.lines.append(line)
+
+
+def _show(text: str) -> str:
+    """Text as typed, or its repr when it would break the one-line message."""
+    return text if text.isprintable() else repr(text)
 
 
 def _unknown_keys(p: _Problems, where: str, table: Mapping[str, Any], known: set[str]) -> None:
@@ -282,6 +290,9 @@ def _float(p: _Problems, where: str, t: Mapping[str, Any], key: str, default: fl
     if isinstance(v, bool) or not isinstance(v, int | float):
         p.add(where, key, f"must be a number, got {v!r}")
         return default
+    if math.isnan(v):
+        p.add(where, key, "must be a number, got nan")
+        return default
     if v < minimum:
         p.add(where, key, f"must be at least {minimum}, got {v}")
         return default
@@ -323,7 +334,7 @@ def _reports(p: _Problems, where: str, value: Any) -> tuple[Report, ...]:
         p.add(where, "reports", "is empty: list at least one report name")
         return ()
     out: list[Report] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # local path component -> report name
     for i, item in enumerate(value):
         if isinstance(item, str):
             name, sched = item, "daily"
@@ -349,10 +360,13 @@ def _reports(p: _Problems, where: str, value: Any) -> tuple[Report, ...]:
         if len(name.encode()) > 250:
             p.add(where, f"reports[{i}]", "report name is longer than 250 bytes")
             continue
-        if name in seen:
-            p.add(where, f"reports[{i}]", f"report {name!r} is listed twice")
+        local = safe_component(name)
+        if local in seen:
+            p.add(where, f"reports[{i}]", f"report {name!r} is listed twice" if seen[local] == name
+                  else f"report {name!r} and report {seen[local]!r} would be saved under the "
+                  f"same local name {local!r}")
             continue
-        seen.add(name)
+        seen[local] = name
         try:
             out.append(Report(name, Schedule.parse(sched)))
         except ValueError as exc:
@@ -367,9 +381,14 @@ def _workspace(
         p.add(f"[[workspace]] #{index + 1}", None, "must be a table")
         return None
     label = raw.get("name") or raw.get("app_id")
-    where = f"[[workspace]] #{index + 1}" + (f" ({label})" if isinstance(label, str) else "")
+    where = f"[[workspace]] #{index + 1}" + (f" ({_show(label)})" if isinstance(label, str)
+                                             else "")
     _unknown_keys(p, where, raw, _WS_KEYS)
     merged: dict[str, Any] = {**defaults, **raw}
+
+    def at(key: str) -> str:
+        """Where a value came from: an inherited value's problem belongs to [defaults]."""
+        return "[defaults]" if key not in raw and key in defaults else where
 
     app_id = merged.get("app_id")
     if not isinstance(app_id, str) or not app_id.strip():
@@ -388,7 +407,7 @@ def _workspace(
     dc_raw = merged.get("data_center", "01")
     dc = f"{dc_raw:02d}" if isinstance(dc_raw, int) and not isinstance(dc_raw, bool) else dc_raw
     if dc not in DATA_CENTERS:
-        p.add(where, "data_center", f"unknown data center {dc_raw!r} "
+        p.add(at("data_center"), "data_center", f"unknown data center {dc_raw!r} "
               f"(known: {', '.join(DATA_CENTERS)})")
 
     def secret(key: str) -> str | None:
@@ -396,9 +415,9 @@ def _workspace(
         if v is None:
             return None
         if not isinstance(v, str):
-            p.add(where, key, "must be a string")
+            p.add(at(key), key, "must be a string")
             return None
-        return _interpolate(p, where, key, v, env)
+        return _interpolate(p, at(key), key, v, env)
 
     api_key = secret("api_key")
     if api_key is None:
@@ -406,30 +425,31 @@ def _workspace(
         api_key = ""
     secret_key = secret("secret_key")
 
-    tz = _str(p, where, merged, "timezone", "UTC")
+    tz = _str(p, at("timezone"), merged, "timezone", "UTC")
     try:
         pendulum.timezone(tz)
-    except ValueError:  # pendulum's InvalidTimezone
-        p.add(where, "timezone", f"unknown time zone {tz!r} (an IANA name like 'Europe/Berlin')")
+    except (ValueError, OSError):  # InvalidTimezone; "Europe" is a directory of tzdata
+        p.add(at("timezone"), "timezone",
+              f"unknown time zone {tz!r} (an IANA name like 'Europe/Berlin')")
         tz = "UTC"
 
-    concurrency = _int(p, where, merged, "concurrency", 4)
+    concurrency = _int(p, at("concurrency"), merged, "concurrency", 4)
     rate: float | None = None
     if "rate" in merged:
-        rate = _float(p, where, merged, "rate", 0.0)
+        rate = _float(p, at("rate"), merged, "rate", 1.0)  # 1.0: invalid, already reported
         if rate <= 0:
-            p.add(where, "rate", "must be a positive number of requests per second")
+            p.add(at("rate"), "rate", "must be a positive number of requests per second")
             rate = None
 
     base = merged.get("base_url")
     if base is not None:
         if not isinstance(base, str) or not re.match(r"https?://[^/\s]+", base):
-            p.add(where, "base_url", f"must be an http(s) URL, got {base!r}")
+            p.add(at("base_url"), "base_url", f"must be an http(s) URL, got {base!r}")
             base = None
         else:
-            base = _interpolate(p, where, "base_url", base, env)
+            base = _interpolate(p, at("base_url"), "base_url", base, env)
 
-    reports = _reports(p, where, merged.get("reports", []))
+    reports = _reports(p, at("reports"), merged.get("reports", []))
     return Workspace(
         name=name if isinstance(name, str) else str(name),
         app_id=app_id,
@@ -520,22 +540,33 @@ def parse_config(
     if not ws_raw:
         p.add("[[workspace]]", None, "no workspace configured: add at least one [[workspace]]")
     workspaces: list[Workspace] = []
-    names: dict[str, int] = {}
-    ids: dict[str, int] = {}
+    # Keyed by the local path component, so 'acme eu' and 'acme_eu' (one directory) clash too.
+    seen: dict[tuple[str, str], tuple[int, str]] = {}  # (key, local name) -> (index, value)
     for i, item in enumerate(ws_raw):
         ws = _workspace(p, i, item, defaults, env)
         if ws is None:
             continue
-        where = f"[[workspace]] #{i + 1} ({ws.name})"
-        if ws.name in names:
-            p.add(where, "name", f"duplicate workspace name {ws.name!r} "
-                  f"(also workspace #{names[ws.name] + 1})")
-        if ws.app_id and ws.app_id in ids:
-            p.add(where, "app_id", f"duplicate app_id {ws.app_id!r} "
-                  f"(also workspace #{ids[ws.app_id] + 1})")
-        names.setdefault(ws.name, i)
-        ids.setdefault(ws.app_id, i)
+        where = f"[[workspace]] #{i + 1} ({_show(ws.name)})"
+        for key, value in (("name", ws.name), ("app_id", ws.app_id)):
+            if not value:
+                continue
+            local = safe_component(value)
+            if (key, local) not in seen:
+                seen[key, local] = (i, value)
+                continue
+            j, other = seen[key, local]
+            if other == value:
+                label = "workspace name" if key == "name" else "app_id"
+                p.add(where, key, f"duplicate {label} {value!r} (also workspace #{j + 1})")
+            else:
+                p.add(where, key, f"{value!r} and {other!r} (workspace #{j + 1}) would be "
+                      f"saved under the same local name {local!r}")
         workspaces.append(ws)
+
+    if problem is None and len(workspaces) > 1 and not {"workspace", "app_id"} & set(
+            layout_fields(layout)):
+        p.add("[run]", "layout", f"{layout!r}: must contain {{workspace}} or {{app_id}} when "
+              "several workspaces are configured, so their files stay apart")
 
     if p.lines:
         raise ConfigError(p.lines)

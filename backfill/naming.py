@@ -25,7 +25,7 @@ DEFAULT_LAYOUT = "{workspace}/{report}/{filename}"
 API_PATH = "/campaign_reports/rest_api"
 # Most file systems cap a name at 255 bytes; leave room for ".part".
 _MAX_COMPONENT_BYTES = 200
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\:*?\"<>|]")  # C0, DEL, C1, separators, ...
 
 
 def report_filename(report: str, day: date) -> str:
@@ -100,6 +100,11 @@ def check_layout(layout: str) -> str | None:
         fields = layout_fields(layout)
     except ValueError as exc:
         return f"malformed template ({exc})"
+    for _, name, spec, conv in string.Formatter().parse(layout):
+        if name is not None and (spec or conv):
+            shown = name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "")
+            # A spec can truncate ({filename:.0}: every file on one path) or pad ('..').
+            return f"placeholder {{{shown}}} must not have a conversion or format spec"
     unknown = sorted({f for f in fields if f not in LAYOUT_FIELDS})
     if unknown:
         return (
@@ -133,6 +138,6 @@ def render_path(
         "filename": safe_component(filename),
     }
     rel = PurePosixPath(layout.format(**values))
-    if rel.is_absolute() or any(p in ("..", ".", "") for p in rel.parts):
+    if rel.is_absolute() or not rel.parts or any(p in ("..", ".", "") for p in rel.parts):
         raise ValueError(f"layout {layout!r} produced an unsafe path")
     return rel
