@@ -30,7 +30,7 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\:*?\"<>|]")  # C0, DEL, C1, separat
 
 def report_filename(report: str, day: date) -> str:
     """``Report - test`` on 2021-02-17 → ``Report_-_test_20210217.zip`` (only spaces change)."""
-    return f"{report.replace(' ', '_')}_{day:%Y%m%d}.zip"
+    return f"{report.replace(' ', '_')}_{day.isoformat().replace('-', '')}.zip"  # %Y: 999, not 0999
 
 
 def parse_filename(filename: str) -> tuple[str, date] | None:
@@ -74,8 +74,11 @@ def safe_component(value: str) -> str:
     are cut and suffixed with a short hash so distinct names stay distinct.
     """
     cleaned = _UNSAFE.sub("_", value).replace(" ", "_").lstrip(". ")
-    if not cleaned:
-        cleaned = "_"
+    return _fit(cleaned or "_", value)
+
+
+def _fit(cleaned: str, value: str) -> str:
+    """``cleaned`` cut to 200 bytes, with a hash of ``value`` when cut (extension kept)."""
     raw = cleaned.encode("utf-8")
     if len(raw) <= _MAX_COMPONENT_BYTES:
         return cleaned
@@ -132,7 +135,7 @@ def render_path(
         "app_id": safe_component(app_id),
         "report": safe_component(report),
         "date": day.isoformat(),
-        "yyyy": f"{day:%Y}",
+        "yyyy": f"{day.year:04d}",
         "mm": f"{day:%m}",
         "dd": f"{day:%d}",
         "filename": safe_component(filename),
@@ -140,4 +143,5 @@ def render_path(
     rel = PurePosixPath(layout.format(**values))
     if rel.is_absolute() or not rel.parts or any(p in ("..", ".", "") for p in rel.parts):
         raise ValueError(f"layout {layout!r} produced an unsafe path")
-    return rel
+    # Several values in one component ("{workspace}-{report}") can still be too long.
+    return PurePosixPath(*(_fit(p, p) for p in rel.parts))
