@@ -178,12 +178,24 @@ class Simulator:
                 self._reopen.cancel()
             self._reopen = loop.create_task(self._reopen_after(seconds))
 
-    def end_outage(self) -> None:
-        """End the outage now (a refused listener reopens at once)."""
+    async def end_outage(self) -> None:
+        """End the outage now; a refused listener is listening again on return."""
         self._outage_until = 0.0
-        if self._reopen is not None and not self._reopen.done():
+        if self._reopen is not None:
             self._reopen.cancel()
-            self._reopen = asyncio.get_running_loop().create_task(self._reopen_after(0.0))
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reopen
+            self._reopen = None
+        if self._listener is None and self._server is not None:
+            self._listener = await self._listen(self.host, self.port)
+
+    async def wait_outage_over(self) -> None:
+        """Return when the current outage has ended (and the listener is back)."""
+        delay = self._outage_until - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self._reopen is not None:
+            await asyncio.shield(self._reopen)
 
     async def _reopen_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
