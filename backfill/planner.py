@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 
 import pendulum
 
-from .config import Config, DateSpec, Report, Workspace
+from .config import Config, DateSpec, Report, Schedule, Workspace
 from .naming import report_filename
 
 MAX_RANGE_DAYS = 90
@@ -189,8 +189,24 @@ def summarize(wins: Sequence[Window]) -> list[WorkspacePlan]:
             rp.today += t.maybe_not_generated
     for w in wins:
         for rp in plans[w.workspace.name].reports:
-            day = w.requested_start
-            while day < w.start:
-                rp.dropped += rp.report.schedule.includes(day)
-                day += timedelta(days=1)
+            rp.dropped = count_scheduled(rp.report.schedule, w.requested_start, w.start)
     return list(plans.values())
+
+
+def count_scheduled(schedule: Schedule, first: date, stop: date) -> int:
+    """Dates in ``[first, stop)`` on which ``schedule`` generates a file, without a loop.
+
+    A start typed as 1026 instead of 2026 must not turn ``plan`` into an hours-long count.
+    """
+    n = (stop - first).days
+    if n <= 0:
+        return 0
+    if schedule.kind == "weekly":
+        offset = (schedule.value - first.weekday()) % 7  # days to the first matching date
+        return 0 if offset >= n else (n - 1 - offset) // 7 + 1
+    if schedule.kind == "monthly":
+        last = stop - timedelta(days=1)
+        lo = first.year * 12 + first.month - 1 + (first.day > schedule.value)
+        hi = last.year * 12 + last.month - 1 - (last.day < schedule.value)
+        return max(0, hi - lo + 1)
+    return n

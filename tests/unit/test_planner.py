@@ -227,6 +227,33 @@ def test_cap_keeps_the_latest_90_days() -> None:
     assert (daily.fetch, daily.boundary, daily.expired, daily.today) == (8, 1, 82, 1)
 
 
+@settings(max_examples=200, deadline=None)
+@given(first=st.dates(date(1999, 1, 1), date(2031, 1, 1)), n=st.integers(-3, 800),
+       schedule=schedules)
+def test_count_scheduled_matches_counting_day_by_day(first: date, n: int, schedule: str) -> None:
+    stop = first + timedelta(n)
+    expected = sum(scheduled(schedule, d) for d in days(first, stop - timedelta(1))) if n > 0 else 0
+    assert planner.count_scheduled(Schedule.parse(schedule), first, stop) == expected
+
+
+def test_a_start_centuries_back_is_counted_without_walking_every_day() -> None:
+    reports = ["Daily", ("Weekly", "weekly:mon"), ("Monthly", "monthly:3")]
+    workspaces = [ws(f"w{i}", reports) for i in range(200)]
+    today = {w.name: date(2026, 11, 27) for w in workspaces}
+    t0 = time.perf_counter()
+    plans = summarize(windows(config(*workspaces, start="0001-01-01", end="today"), today))
+    assert time.perf_counter() - t0 < 5.0  # day by day: 600 × 740,000 steps, many minutes
+    daily, weekly, monthly = plans[-1].reports
+    dropped_days = date(2026, 8, 30).toordinal() - date(1, 1, 1).toordinal()
+    assert daily.dropped == dropped_days == plans[-1].window.dropped_days
+    assert daily.dates == 90
+    # 0001-01-01 was a Monday (proleptic Gregorian), and so is 2026-08-31.
+    assert date(1, 1, 1).weekday() == 0
+    assert weekly.dropped == (dropped_days + 6) // 7
+    # The 3rd of every month from January of year 1 to August 2026.
+    assert monthly.dropped == 2025 * 12 + 8
+
+
 def test_start_after_end_plans_nothing() -> None:
     w = ws("acme", ["Daily"])
     wins = windows(config(w, start="2026-11-27", end="2026-11-20"), {"acme": date(2026, 11, 27)})
