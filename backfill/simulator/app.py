@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import socket
 import struct
@@ -255,12 +256,11 @@ class Simulator:
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path, _, query = request.raw_path.partition("?")
-        parts = path.split("/")
-        if (len(parts) != 5 or parts[0] or parts[1] != "campaign_reports"
-                or parts[2] != "rest_api" or not parts[3] or not parts[4]):
+        ids = _split(path)
+        if ids is None:
             self.counters.requests["", path, 404] += 1
             return web.Response(status=404, text="Not Found")
-        app_id, filename = unquote(parts[3]), unquote(parts[4])
+        app_id, filename = ids
         if request.method != "GET":
             self.counters.requests[app_id, filename, 405] += 1
             return web.Response(status=405, headers={"Allow": "GET"})
@@ -429,6 +429,16 @@ class Simulator:
         await resp.write_eof()
         self.counters.bytes_sent += length
         return resp, 200
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _split(path: str) -> tuple[str, str] | None:
+    """(app id, file name) from a raw path, each segment percent-decoded; None: not ours."""
+    parts = path.split("/")
+    if (len(parts) != 5 or parts[0] or parts[1] != "campaign_reports"
+            or parts[2] != "rest_api" or not parts[3] or not parts[4]):
+        return None
+    return unquote(parts[3]), unquote(parts[4])
 
 
 class _Cursor:

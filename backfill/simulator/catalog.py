@@ -7,6 +7,7 @@ Age = today (in the workspace's time zone) − the file's generation date, as in
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ from ..config import Config, Report, Workspace
 from ..naming import parse_filename, report_filename
 from ..planner import EXPIRY_DAYS
 from ..signing import basic_auth, signature
+
+# Pure and called on every request with the same few thousand names: memoized.
+_parse = functools.lru_cache(maxsize=1 << 16)(parse_filename)
+_signature = functools.lru_cache(maxsize=1 << 16)(signature)
 
 MSG_APP = "Invalid APP_ID: no such workspace"
 MSG_NAME = "Invalid file name: expected <report name>_<YYYYMMDD>.zip"
@@ -43,7 +48,7 @@ class Entry:
 
     def signed(self, filename: str, sig: str | None) -> bool:
         ws = self.workspace
-        expected = signature(ws.app_id, filename, ws.secret_key.reveal())
+        expected = _signature(ws.app_id, filename, ws.secret_key.reveal())
         return sig is not None and hmac.compare_digest(sig.encode(), expected.encode())
 
 
@@ -76,7 +81,7 @@ def check_file(
 
     The missing-file fraction is decided apart (it needs the seed): see ``faults.missing``.
     """
-    parsed = parse_filename(filename)
+    parsed = _parse(filename)
     if parsed is None:
         return MSG_NAME
     stem, day = parsed

@@ -42,6 +42,7 @@ RATE_FIELDS: Final = (
     ("rate_429", 429), ("rate_500", 500), ("rate_502", 502), ("rate_503", 503),
     *((f"rate_{k}", k) for k in KINDS),
 )
+_RATE_NAMES: Final = frozenset(name for name, _ in RATE_FIELDS)
 
 
 @dataclass(slots=True)
@@ -100,6 +101,21 @@ class Faults:
     today_generated: bool = True  # today's file exists already
     size: int = 10 * 1024  # body size in bytes
     sizes: dict[str, int] = field(default_factory=dict)  # per file name
+    # Kept true iff some rate is > 0 (see __setattr__): the hot path tests one flag
+    # instead of reading every rate field on each request.
+    any_rate: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._update_any_rate()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name in _RATE_NAMES:
+            self._update_any_rate()
+
+    def _update_any_rate(self) -> None:
+        active = any(getattr(self, n, 0.0) > 0 for n in _RATE_NAMES)
+        object.__setattr__(self, "any_rate", active)
 
     def size_of(self, filename: str) -> int:
         return self.sizes.get(filename, self.size)
@@ -144,9 +160,9 @@ def choose(faults: Faults, seed: int, app_id: str, filename: str, attempt: int) 
     for rule in faults.first_n:
         if rule.filename == filename and rule.app_id in (None, app_id) and attempt <= rule.n:
             return rule.fault
-    rates = faults.rates()
-    if not any(r > 0 for r, _ in rates):
+    if not faults.any_rate:
         return None
+    rates = faults.rates()
     u = unit(seed, app_id, filename, attempt, "fault")
     edge = 0.0
     for rate, fault in rates:
