@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -136,9 +137,22 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 _COMMANDS = {"plan": _cmd_plan}
 
 
+def _glue_offsets(argv: Sequence[str]) -> list[str]:
+    """``--start -6d`` → ``--start=-6d``: argparse would take ``-6d`` for an option."""
+    out: list[str] = []
+    glue = False
+    for arg in argv:
+        if glue and re.fullmatch(r"\s*-\d+d\s*", arg, flags=re.IGNORECASE):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+        glue = arg in ("--start", "--end")
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(_glue_offsets(sys.argv[1:] if argv is None else argv))
         return _COMMANDS[args.command](args)
     except BackfillError as exc:
         print(f"backfill: error: {exc}", file=sys.stderr)
