@@ -1,0 +1,385 @@
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import os
+import tracemalloc
+import zipfile
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from backfill.errors import BodyTooLarge, ConnectionLost, InvalidBody, StorageError
+from backfill.storage import Storage, Stored, check_zip
+
+REL = PurePosixPath("acme-eu/Daily_campaign_summary/Daily_campaign_summary_20261121.zip")
+
+
+def make_zip(size: int = 10_000, *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=compression) as zf:
+        zf.writestr("report.csv", os.urandom(size // 2).hex()[:size])
+    return buf.getvalue()
+
+
+def flip_member_byte(data: bytes) -> bytes:
+    """Flip one byte in the middle of the first member's data (headers intact)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        info = zf.infolist()[0]
+    name_len = int.from_bytes(data[info.header_offset + 26 : info.header_offset + 28], "little")
+    extra_len = int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little")
+    start = info.header_offset + 30 + name_len + extra_len
+    pos = start + info.compress_size // 2
+    return data[:pos] + bytes([data[pos] ^ 0xFF]) + data[pos + 1 :]
+
+
+async def chunked(data: bytes, size: int = 4096) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+# ---------------------------------------------------------------------------- save: ok
+
+
+@pytest.mark.anyio
+async def test_save_small_file(tmp_path: Path) -> None:
+    body = make_zip()
+    storage = Storage(tmp_path / "out")
+    stored = await storage.save(REL, chunked(body), expected_length=len(body))
+    final = tmp_path / "out" / REL
+    assert stored == Stored(final, len(body), hashlib.sha256(body).hexdigest())
+    assert final.read_bytes() == body
+    assert leftovers(tmp_path / "out") == [str(REL)]
+
+
+@pytest.mark.anyio
+async def test_save_large_file_streams_in_chunks(tmp_path: Path) -> None:
+    body = make_zip(200_000, compression=zipfile.ZIP_STORED)
+    storage = Storage(tmp_path, chunk_size=16 * 1024)
+    stored = await storage.save(REL, chunked(body, 7000), expected_length=None)
+    assert stored.bytes == len(body)
+    assert stored.sha256 == hashlib.sha256(body).hexdigest()
+    assert (tmp_path / REL).read_bytes() == body
+    assert leftovers(tmp_path) == [str(REL)]
+
+
+@pytest.mark.anyio
+async def test_small_file_takes_one_thread_hop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = anyio.to_thread.run_sync
+
+    async def counting(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        calls.append(func.__name__)
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    body = make_zip()
+    await Storage(tmp_path).save(REL, chunked(body, 1024), expected_length=len(body))
+    assert calls == ["_store_small"]
+
+
+@pytest.mark.anyio
+async def test_save_replaces_existing_file(tmp_path: Path) -> None:
+    final = tmp_path / REL
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"old")
+    body = make_zip()
+    await Storage(tmp_path).save(REL, chunked(body), expected_length=None)
+    assert final.read_bytes() == body
+
+
+# ---------------------------------------------------------------------------- save: refused
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunk_size", [1 << 20, 1024])  # small-file path and streaming path
+async def test_too_large_body(tmp_path: Path, chunk_size: int) -> None:
+    body = make_zip(50_000, compression=zipfile.ZIP_STORED)
+    storage = Storage(tmp_path, max_file_bytes=len(body) - 1, chunk_size=chunk_size)
+    with pytest.raises(BodyTooLarge):
+        await storage.save(REL, chunked(body), expected_length=None)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.anyio
+async def test_announced_length_too_large_fails_before_reading(tmp_path: Path) -> None:
+    started = False
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal started
+        started = True
+        yield b"x"
+
+    with pytest.raises(BodyTooLarge):
+        await Storage(tmp_path, max_file_bytes=100).save(REL, body(), expected_length=101)
+    assert not started
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunk_size", [1 << 20, 1024])
+async def test_truncated_body(tmp_path: Path, chunk_size: int) -> None:
+    body = make_zip()
+    storage = Storage(tmp_path, chunk_size=chunk_size)
+    expected = rf"^truncated: got {len(body)} of {len(body) + 10} bytes$"
+    with pytest.raises(InvalidBody, match=expected):
+        await storage.save(REL, chunked(body), expected_length=len(body) + 10)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.anyio
+async def test_body_longer_than_announced(tmp_path: Path) -> None:
+    body = make_zip()
+    with pytest.raises(InvalidBody, match="length mismatch"):
+        await Storage(tmp_path).save(REL, chunked(body), expected_length=len(body) - 1)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunk_size", [1 << 20, 64])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<!DOCTYPE html><html><body>502 Bad Gateway</body></html>",
+        b'{"error": {"code": "400", "message": "file not found"}}',
+        b"",
+    ],
+    ids=["html", "json", "empty"],
+)
+async def test_not_a_zip(tmp_path: Path, chunk_size: int, body: bytes) -> None:
+    storage = Storage(tmp_path, chunk_size=chunk_size)
+    with pytest.raises(InvalidBody, match=r"^not a zip$"):
+        await storage.save(REL, chunked(body, 16), expected_length=len(body))
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunk_size", [1 << 20, 1024])
+async def test_corrupt_zip_flipped_byte(tmp_path: Path, chunk_size: int) -> None:
+    body = flip_member_byte(make_zip(compression=zipfile.ZIP_STORED))
+    storage = Storage(tmp_path, chunk_size=chunk_size)
+    with pytest.raises(InvalidBody, match=r"^corrupt zip: bad CRC in member 'report\.csv'$"):
+        await storage.save(REL, chunked(body), expected_length=len(body))
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.anyio
+async def test_failed_save_keeps_existing_file(tmp_path: Path) -> None:
+    final = tmp_path / REL
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"previous")
+    with pytest.raises(InvalidBody):
+        await Storage(tmp_path).save(REL, chunked(b"<html>"), expected_length=None)
+    assert final.read_bytes() == b"previous"
+    assert leftovers(tmp_path) == [str(REL)]
+
+
+# ---------------------------------------------------------------------------- save: failures
+
+
+@pytest.mark.anyio
+async def test_cancellation_mid_stream_leaves_no_part(tmp_path: Path) -> None:
+    storage = Storage(tmp_path, chunk_size=1024)
+    part = tmp_path / f"{REL}.part"
+    part_written = anyio.Event()
+    closed = False
+
+    async def stalling() -> AsyncIterator[bytes]:
+        nonlocal closed
+        try:
+            yield b"PK\x03\x04" + bytes(4096)
+            part_written.set()  # asked for more: the first chunk is on disk
+            await anyio.sleep_forever()
+            yield b""  # pragma: no cover
+        finally:
+            closed = True
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(functools.partial(storage.save, REL, stalling(), expected_length=None))
+        await part_written.wait()
+        assert part.exists()
+        tg.cancel_scope.cancel()
+    assert leftovers(tmp_path) == []
+    assert closed
+
+
+@pytest.mark.anyio
+async def test_iterator_errors_pass_through(tmp_path: Path) -> None:
+    error = ConnectionLost("connection lost mid-body")
+    reset = ConnectionResetError(104, "reset")  # an OSError, but not ours: not a StorageError
+
+    for exc in (error, reset):
+
+        async def failing(exc: BaseException = exc) -> AsyncIterator[bytes]:
+            yield b"PK\x03\x04" + bytes(5000)
+            raise exc
+
+        with pytest.raises(type(exc)) as info:
+            await Storage(tmp_path, chunk_size=1024).save(REL, failing(), expected_length=None)
+        assert info.value is exc
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunk_size", [1 << 20, 1024])
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+async def test_disk_full_becomes_storage_error(tmp_path: Path, chunk_size: int) -> None:
+    final = tmp_path / REL
+    final.parent.mkdir(parents=True)
+    os.symlink("/dev/full", f"{final}.part")  # every write to the .part fails with ENOSPC
+    body = make_zip(50_000)
+    with pytest.raises(StorageError) as info:
+        storage = Storage(tmp_path, chunk_size=chunk_size)
+        await storage.save(REL, chunked(body), expected_length=None)
+    assert str(info.value) == f"{final}: disk full"
+    assert isinstance(info.value.__cause__, OSError)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.anyio
+async def test_unwritable_directory_becomes_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "acme-eu").write_bytes(b"a file where a directory should be")
+    with pytest.raises(StorageError) as info:
+        await Storage(tmp_path).save(REL, chunked(make_zip()), expected_length=None)
+    assert str(info.value) == f"{tmp_path / REL}: not a directory"
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+async def test_read_only_directory_becomes_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "ro").mkdir(mode=0o555)
+    rel = PurePosixPath("ro/x.zip")
+    try:
+        with pytest.raises(StorageError) as info:
+            await Storage(tmp_path).save(rel, chunked(make_zip()), expected_length=None)
+    finally:
+        (tmp_path / "ro").chmod(0o755)
+    assert str(info.value) == f"{tmp_path / rel}: permission denied"
+
+
+@pytest.mark.anyio
+async def test_memory_stays_flat_for_a_large_body(tmp_path: Path) -> None:
+    chunk = bytes(64 * 1024)
+    total = 64 * 1024 * 1024
+
+    async def big() -> AsyncIterator[bytes]:
+        for _ in range(total // len(chunk)):
+            yield chunk
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidBody, match="not a zip"):  # zeros: checked after streaming
+            await Storage(tmp_path).save(REL, big(), expected_length=total)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024
+    assert leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------- paths
+
+
+@pytest.mark.parametrize("rel", ["../x.zip", "a/../../x.zip", "/etc/x.zip", "."])
+def test_escaping_paths_refused(tmp_path: Path, rel: str) -> None:
+    with pytest.raises(StorageError, match="would leave the output directory"):
+        Storage(tmp_path / "out").target(PurePosixPath(rel))
+
+
+@pytest.mark.anyio
+async def test_symlink_out_of_root_refused(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out" / "acme-eu").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(StorageError, match="would leave the output directory"):
+        await Storage(tmp_path / "out").save(REL, chunked(make_zip()), expected_length=None)
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_target_inside_root(tmp_path: Path) -> None:
+    assert Storage(tmp_path).target(REL) == tmp_path / REL
+
+
+# ---------------------------------------------------------------------------- upkeep
+
+
+def test_remove_stale_parts(tmp_path: Path) -> None:
+    files = ["a/x.zip.part", "b/c/y.zip.part", "b/keep.zip", "z.part", "manifest.jsonl"]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    assert Storage(tmp_path).remove_stale_parts() == 3
+    assert leftovers(tmp_path) == ["b/keep.zip", "manifest.jsonl"]
+    assert Storage(tmp_path).remove_stale_parts() == 0
+    assert Storage(tmp_path / "absent").remove_stale_parts() == 0
+
+
+@pytest.mark.anyio
+async def test_verify(tmp_path: Path) -> None:
+    body = make_zip()
+    storage = Storage(tmp_path)
+    stored = await storage.save(REL, chunked(body), expected_length=None)
+    final = tmp_path / REL
+
+    assert await storage.verify(REL, sha256=stored.sha256, size=stored.bytes) is None
+    assert await storage.verify(REL, sha256=stored.sha256.upper(), size=stored.bytes) is None
+
+    final.write_bytes(flip_member_byte(body))
+    assert await storage.verify(REL, sha256=stored.sha256, size=stored.bytes) == "sha256 mismatch"
+
+    final.write_bytes(body + b"x")
+    assert await storage.verify(REL, sha256=stored.sha256, size=stored.bytes) == (
+        f"size {len(body) + 1} != {len(body)}"
+    )
+
+    final.unlink()
+    assert await storage.verify(REL, sha256=stored.sha256, size=stored.bytes) == "missing"
+
+    final.mkdir()
+    assert await storage.verify(REL, sha256=stored.sha256, size=0) == "not a regular file"
+
+
+# ---------------------------------------------------------------------------- check_zip
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def cases() -> Iterable[tuple[str, bytes, str | None]]:
+    good = make_zip()
+    yield "ok", good, None
+    yield "empty archive", _empty_zip(), None
+    yield "html", b"<html></html>", "not a zip"
+    yield "no central directory", good[: len(good) - 30], "corrupt zip: "
+    yield "flipped stored byte", flip_member_byte(make_zip(compression=zipfile.ZIP_STORED)), (
+        "corrupt zip: bad CRC in member 'report.csv'"
+    )
+    yield "flipped deflated byte", flip_member_byte(good), "corrupt zip: "
+
+
+def _empty_zip() -> bytes:
+    buf = io.BytesIO()
+    zipfile.ZipFile(buf, "w").close()
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("name", "data", "problem"), list(cases()), ids=[c[0] for c in cases()])
+def test_check_zip(tmp_path: Path, name: str, data: bytes, problem: str | None) -> None:
+    result = check_zip(_write(tmp_path / "f.zip", data))
+    if problem is None:
+        assert result is None
+    else:
+        assert result is not None and result.startswith(problem), result
