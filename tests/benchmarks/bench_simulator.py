@@ -84,7 +84,7 @@ def _client(base: str, connections: int, warmup: float, duration: float, seed: i
     queue.put(asyncio.run(go()))
 
 
-def main(duration: float = 5.0, connections: int = 32, clients: int = 1) -> dict[str, Any]:
+def main(duration: float = 5.0, connections: int = 32, clients: int = 2) -> dict[str, Any]:
     """Run the benchmark; print and return ``responses_per_s`` and details."""
     cmd = [sys.executable, "-m", "backfill.simulator.cli", "--today", TODAY.isoformat(),
            "--port", "0"]

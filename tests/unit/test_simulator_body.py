@@ -1,0 +1,94 @@
+"""Bodies: exact sizes, valid zips in both framings, determinism, the LRU bound."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backfill.simulator.body import (
+    HEADER,
+    STREAM_THRESHOLD,
+    BodyCache,
+    BodySpec,
+    body_length,
+    build_body,
+    digest,
+    iter_body,
+)
+
+NAME = "Daily_campaign_summary_20261126.zip"
+
+
+def rows(body: bytes) -> list[list[str]]:
+    zf = zipfile.ZipFile(io.BytesIO(body))
+    assert zf.testzip() is None
+    [member] = zf.infolist()
+    assert member.compress_type == zipfile.ZIP_STORED
+    return list(csv.reader(io.StringIO(zf.read(member).decode())))
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(min_value=400, max_value=300_000), seed=st.integers(0, 2**32))
+def test_exact_size_valid_zip_and_csv(size: int, seed: int) -> None:
+    body = build_body(BodySpec(seed, "ACME01", NAME, size))
+    assert len(body) == size == body_length(BodySpec(seed, "ACME01", NAME, size))
+    table = rows(body)
+    assert ",".join(table[0]).encode() + b"\n" == HEADER
+    assert all(len(r) == len(table[0]) for r in table)
+    ids = [r[0] for r in table[1:]]
+    assert len(set(ids)) == len(ids)  # campaign ids stay unique across repeated blocks
+
+
+def test_tiny_sizes_grow_to_one_row() -> None:
+    body = build_body(BodySpec(0, "A", NAME, 0))
+    assert len(rows(body)) == 2 and len(body) == body_length(BodySpec(0, "A", NAME, 0))
+
+
+def test_deterministic_per_seed_app_and_name() -> None:
+    base = BodySpec(1, "A", NAME, 5000)
+    assert build_body(base) == build_body(BodySpec(1, "A", NAME, 5000))
+    others = [BodySpec(2, "A", NAME, 5000), BodySpec(1, "B", NAME, 5000),
+              BodySpec(1, "A", "Daily_campaign_summary_20261125.zip", 5000)]
+    assert all(build_body(o) != build_body(base) for o in others)
+
+
+@pytest.mark.parametrize("filename", ["Odd_&_(x)_100%/y_Ümlaut_20261126.zip", "a\\b_20261126.zip"])
+def test_member_name_is_flat_and_utf8(filename: str) -> None:
+    zf = zipfile.ZipFile(io.BytesIO(build_body(BodySpec(0, "A", filename, 2000))))
+    [name] = zf.namelist()
+    assert "/" not in name and "\\" not in name and name.endswith("_20261126.csv")
+
+
+def test_streamed_form_uses_a_data_descriptor_and_is_valid() -> None:
+    spec = BodySpec(0, "A", NAME, STREAM_THRESHOLD + 12345)
+    chunks = list(iter_body(spec, chunk=256 * 1024))
+    body = b"".join(chunks)
+    assert len(chunks) > 10 and max(len(c) for c in chunks) <= 512 * 1024
+    assert len(body) == spec.size == body_length(spec)
+    assert body[6] & 0x08  # general-purpose flag bit 3 in the local header
+    assert rows(body)[0][0] == "campaign_id"
+    import hashlib
+    assert digest(spec) == (len(body), hashlib.sha256(body).hexdigest())
+    assert build_body(spec) == body
+
+
+def test_too_big_for_a_zip_without_zip64() -> None:
+    with pytest.raises(ValueError, match="zip64"):
+        body_length(BodySpec(0, "A", NAME, 5 * 1024**3))
+
+
+def test_cache_is_bounded_by_bytes() -> None:
+    cache = BodyCache(max_bytes=25_000)
+    specs = [BodySpec(0, "A", f"R_2026112{i}.zip", 10_000) for i in range(4)]
+    for s in specs:
+        cache.get(s)
+    assert cache.bytes <= 25_000 and len(cache) == 2
+    cache.get(specs[3])
+    assert cache.hits == 1
+    cache.get(specs[0])  # evicted earlier: built again, same bytes
+    assert cache.misses == 5
