@@ -204,3 +204,14 @@ def test_plan_without_today_uses_each_workspace_zone(capsys: pytest.CaptureFixtu
     assert 0 <= (todays["acme-eu"] - todays["globex-us"]).days <= 1
     for ws in doc["workspaces"]:
         assert ws["end"] == ws["today"]  # end = "today" in its own zone
+
+
+def test_plan_output_never_shows_secrets(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in SECRETS:
+        monkeypatch.setenv(var, f"hunter2-{var.lower()}")
+    assert main(["plan", str(EXAMPLE), "--today", "2026-11-27", "--json"]) == 0
+    assert main(["plan", str(EXAMPLE), "--today", "2026-11-27"]) == 0
+    out, err = capsys.readouterr()
+    assert "hunter2" not in out + err
