@@ -55,7 +55,9 @@ class Counters:
     is the HTTP status sent, or for broken connections one of: ``"outage"``, ``"close"``,
     ``"reset"``, ``"truncate"``, ``"truncate_close"``, ``"client_closed"`` (the client went
     away mid-body), ``"cancelled"`` (the handler was cancelled, e.g. at shutdown).
-    404s are keyed ("", raw path, 404). ``faults`` counts every injected fault by kind.
+    404s are keyed ("", raw path, 404). ``faults`` counts every injected fault by kind
+    (a status as a string, a kind from faults.KINDS, or "rate_limit" for the token bucket).
+    ``attempts`` numbers the requests per (app_id, filename): fault decisions use it.
     """
 
     requests: Counter[tuple[str, str, Outcome]] = field(default_factory=Counter)

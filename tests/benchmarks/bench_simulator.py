@@ -94,7 +94,8 @@ def main(duration: float = 5.0, connections: int = 32, clients: int = 2) -> dict
         base = server.stdout.readline().decode().strip()
         if not base.startswith("http://"):
             raise RuntimeError(f"simulator did not start (got {base!r})")
-        ctx = mp.get_context("spawn")
+        # fork: no re-import of whatever __main__ started the benchmark.
+        ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
         queue = ctx.Queue()
         per_client = max(1, connections // clients)
         procs = [ctx.Process(target=_client, args=(base, per_client, 1.0, duration, n, queue))
