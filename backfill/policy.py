@@ -1,0 +1,153 @@
+"""What to do with one attempt's outcome. Pure: no I/O, no clock reads, no global RNG.
+
+    outcome                                 decision
+    ─────────────────────────────────────   ───────────────────────────────────────────
+    200 + valid zip (stored)                completed
+    200 + invalid body (not a zip, HTML,    retry; when attempts run out: failed
+      truncated, length mismatch)             "invalid body"
+    200 + larger than max_file_bytes        failed "too large" (retrying cannot help)
+    400                                     by the date's age in the workspace's zone:
+                                              age ≥ 7 expired · age 0 pending · else missing
+    401 / 403                               failed "auth", no retry
+    404                                     missing
+    408 / 425 / 429 / 5xx, timeouts,        retry: full-jitter exponential backoff,
+      resets, refused connections             honouring Retry-After; then failed
+    redirect refused                        failed "redirect refused"
+    other statuses                          failed "http <status>"
+
+Backoff for attempt n (1-based): ``uniform(0, min(backoff_max_s, backoff_base_s * 2**(n-1)))``,
+and never less than the server's Retry-After (capped at ``retry_after_max_s``).
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from .config import RetrySettings
+from .errors import BodyError, BodyTooLarge, RedirectError, RemoteError, TransportError
+from .manifest import Record, Status
+from .planner import Kind
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class Action(enum.Enum):
+    RECORD = "record"  # final for this run: write the record
+    RETRY = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpReply:
+    """The parts of a non-200 response the policy looks at."""
+
+    status: int
+    retry_after: str | None = None
+    message: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    status: Status | None = None  # for RECORD
+    reason: str | None = None  # short, stable, secret-free; grouped in summaries
+    delay_s: float = 0.0  # for RETRY
+    transient: bool = False  # counts toward the host's circuit breaker
+    throttled: bool = False  # 429: the workspace should slow down
+    auth: bool = False  # 401/403: counts toward stopping the workspace
+
+
+def backoff(attempt: int, settings: RetrySettings, rng: random.Random) -> float:
+    """Full jitter: uniform(0, min(max, base * 2**(attempt-1)))."""
+    ceiling = min(settings.backoff_max_s, settings.backoff_base_s * 2 ** max(0, attempt - 1))
+    return rng.uniform(0, ceiling)
+
+
+def parse_retry_after(value: str | None, now: datetime, cap: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(0.0, seconds), cap)
+
+
+def _retry_or_fail(
+    reason: str, attempt: int, settings: RetrySettings, rng: random.Random,
+    *, min_delay: float | None = None, throttled: bool = False, transient: bool = True,
+    http_status: int | None = None,
+) -> Decision:
+    if attempt >= settings.max_attempts:
+        return Decision(Action.RECORD, Status.FAILED, reason, transient=transient,
+                        throttled=throttled)
+    delay = backoff(attempt, settings, rng)
+    if min_delay is not None:
+        delay = max(delay, min_delay)
+    return Decision(Action.RETRY, None, reason, delay, transient=transient, throttled=throttled)
+
+
+def decide_reply(
+    reply: HttpReply, age: int, attempt: int, settings: RetrySettings, now: datetime,
+    rng: random.Random,
+) -> Decision:
+    """Decision for an HTTP response that is not a 200 (see module table)."""
+    s = reply.status
+    if s == 400:
+        status = Status.EXPIRED if age >= 7 else Status.PENDING if age <= 0 else Status.MISSING
+        return Decision(Action.RECORD, status, reply.message or "bad request")
+    if s in (401, 403):
+        return Decision(Action.RECORD, Status.FAILED, "auth", auth=True)
+    if s == 404:
+        return Decision(Action.RECORD, Status.MISSING, "not found")
+    if s in RETRYABLE_STATUS:
+        wait = parse_retry_after(reply.retry_after, now, settings.retry_after_max_s)
+        # 429 is the server saying "slow down", not "I am down": it must not open the breaker.
+        return _retry_or_fail(f"http {s}", attempt, settings, rng, min_delay=wait,
+                              throttled=s == 429, transient=s != 429)
+    return Decision(Action.RECORD, Status.FAILED, f"http {s}")
+
+
+def decide_error(
+    error: RemoteError, attempt: int, settings: RetrySettings, rng: random.Random
+) -> Decision:
+    """Decision for a request that raised one of our errors."""
+    if isinstance(error, BodyTooLarge):
+        return Decision(Action.RECORD, Status.FAILED, error.kind)
+    if isinstance(error, RedirectError):
+        return Decision(Action.RECORD, Status.FAILED, error.kind)
+    if isinstance(error, BodyError):
+        # A bad body says nothing about the host being down.
+        return _retry_or_fail(error.kind, attempt, settings, rng, transient=False)
+    if isinstance(error, TransportError):
+        return _retry_or_fail(error.kind, attempt, settings, rng)
+    return Decision(Action.RECORD, Status.FAILED, error.kind)
+
+
+def rerun(kind: Kind, record: Record | None) -> str:
+    """Re-run rules of design.md for one planned file: 'skip', 'expire' or 'fetch'.
+
+    completed and expired are kept; an expired date with no completed record is recorded
+    expired without a request; failed and pending are retried; missing is re-checked while
+    its date is inside the window (late generation), then kept.
+    """
+    status = record.status if record else None
+    if status in (Status.COMPLETED, Status.EXPIRED):
+        return "skip"
+    if kind is Kind.EXPIRED:
+        return "skip" if status is Status.MISSING else "expire"
+    return "fetch"
