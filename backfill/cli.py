@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import anyio
 
 from . import __version__
 from .config import Config, DateSpec, load_config
-from .errors import BackfillError, ConfigError
+from .errors import BackfillError, ConfigError, first_error
 from .planner import WorkspacePlan, summarize, todays, windows
+
+if TYPE_CHECKING:  # the engine stack is imported lazily: `plan` stays fast and light
+    from .engine import Backfill, Options
+    from .summary import Summary
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 75, 130
 
@@ -55,7 +64,70 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("config", help="path to the TOML config")
     _add_range_args(plan)
     plan.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    run = sub.add_parser("run", help="download every planned file not yet done")
+    run.add_argument("config", help="path to the TOML config")
+    _add_range_args(run)
+    run.add_argument("--output-dir", type=Path, help="override [run] output_dir")
+    run.add_argument("--manifest", type=Path, help="override [run] manifest")
+    run.add_argument("--concurrency", type=_positive_int, help="override [run] concurrency")
+    run.add_argument("--max-outage", type=_seconds, metavar="SECONDS",
+                     help="give up on a host unreachable this long (default 1800)")
+    run.add_argument("--no-progress", action="store_true", help="no live progress display")
+    run.add_argument("--quiet", "-q", action="store_true", help="only errors on stderr")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    run.add_argument("--dry-run", action="store_true",
+                     help="list the requests a run would make, make none")
+
+    status = sub.add_parser("status", help="what the manifest says: per workspace and status")
+    status.add_argument("target", metavar="CONFIG|MANIFEST")
+    status.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    status.add_argument("--grid", action="store_true",
+                        help="(workspace, report) × date matrix, files at risk first")
+
+    verify = sub.add_parser("verify", help="re-hash completed files; queue bad ones again")
+    verify.add_argument("config", help="path to the TOML config")
+    verify.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    _add_simulate(sub)
+
+    demo = sub.add_parser("demo", help="a real backfill against the embedded simulator")
+    demo.add_argument("--workspaces", type=_positive_int, default=3)
+    demo.add_argument("--reports", type=_positive_int, default=2, help="1-5")
+    demo.add_argument("--days", type=_positive_int, default=10)
+    demo.add_argument("--faults", action="store_true",
+                      help="inject throttling, 5xx, dropped connections and an outage")
+    demo.add_argument("--output-dir", type=Path, default=Path("demo-output"))
+    demo.add_argument("--no-progress", action="store_true")
     return parser
+
+
+def _add_simulate(sub: Any) -> None:
+    try:
+        from .simulator.cli import add_parser
+    except ImportError:  # simulator not built yet
+        return
+    add_parser(sub)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
 
 
 def _add_range_args(p: argparse.ArgumentParser) -> None:
@@ -125,8 +197,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                    only=args.workspace)
     doc = plan_document(summarize(wins))
     if args.json:
-        json.dump(doc, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _print_json(doc)
         return EXIT_OK
     from .render import print_plan
 
@@ -134,7 +205,153 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"plan": _cmd_plan}
+def _options(args: argparse.Namespace) -> Options:
+    from .engine import Options
+
+    return Options(
+        today=args.today, start=args.start, end=args.end, workspaces=args.workspace,
+        output_dir=args.output_dir, manifest=args.manifest, concurrency=args.concurrency,
+        max_outage_s=args.max_outage,
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    check_workspaces(config, args.workspace)
+    from .engine import Backfill
+
+    engine = Backfill(config, _options(args))
+    if args.dry_run:
+        return _dry_run(engine, args.json)
+    from .progress import Progress
+
+    progress = Progress(enabled=not (args.no_progress or args.quiet), quiet=args.quiet)
+    engine.subscribe(progress)
+    with progress:
+        summary = anyio.run(_run_until_signal, engine)
+    if args.json:
+        _print_json(summary.document(run=True))
+    elif not args.quiet:
+        from .render import print_summary
+
+        print_summary(summary)
+    return summary.exit_code
+
+
+async def _run_until_signal(engine: Backfill) -> Summary:
+    """Run; the first SIGINT/SIGTERM stops cleanly (exit 130), a second one at once."""
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_signals, engine)
+            summary = await engine.run()
+            tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
+    return summary
+
+
+async def _watch_signals(engine: Backfill) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            if engine.stopping:
+                # The journal is append-only with whole-line writes: stopping now is safe.
+                os._exit(EXIT_INTERRUPTED)
+            print("backfill: stopping — finishing the manifest (press Ctrl-C again to quit "
+                  "at once)", file=sys.stderr)
+            engine.stop()
+
+
+def _dry_run(engine: Backfill, as_json: bool) -> int:
+    rows = [{"workspace": t.workspace.name, "app_id": t.workspace.app_id,
+             "report": t.report.name, "date": t.day.isoformat(), "filename": t.filename,
+             "url": url} for t, url in engine.dry_run()]
+    if as_json:
+        _print_json({"requests": rows, "count": len(rows)})
+    else:
+        for r in rows:
+            print(f"GET {r['url']}  ({r['workspace']}, {r['date']})")
+        print(f"{len(rows)} requests would be made", file=sys.stderr)
+    return EXIT_OK
+
+
+def _print_json(doc: dict[str, Any]) -> None:
+    json.dump(doc, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _status_source(target: str) -> tuple[Config | None, Path]:
+    path = Path(target)
+    if path.suffix == ".toml":
+        config = load_config(path, secrets=False)
+        run = config.run
+        return config, run.manifest or run.output_dir / "manifest.jsonl"
+    if not path.exists():
+        raise ConfigError(f"{path}: no such manifest or config file")
+    return None, path
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from .manifest import load_manifest
+    from .summary import tally_records
+
+    config, manifest_path = _status_source(args.target)
+    state = load_manifest(manifest_path)
+    workspaces = config.workspaces if config else ()
+    summary = tally_records(state, workspaces, datetime.now(UTC))
+    if args.json:
+        doc = summary.document()
+        doc["manifest"] = str(manifest_path)
+        doc["torn_line"] = state.torn_line
+        _print_json(doc)
+        return EXIT_OK
+    from .render import print_grid, print_status
+
+    if state.torn_line is not None:
+        print(f"backfill: note: {manifest_path}:{state.torn_line}: torn last line ignored "
+              "(an interrupted write; the next run rewrites it)", file=sys.stderr)
+    if args.grid:
+        print_grid(list(state), workspaces, datetime.now(UTC))
+    print_status(summary, manifest_path)
+    return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    from .verify import verify
+
+    result = anyio.run(verify, config)
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{result['checked']} completed files checked: {result['ok']} ok, "
+              f"{len(result['bad'])} bad")
+        for bad in result["bad"]:
+            print(f"  {bad['path']}: {bad['reason']} — marked failed, the next run fetches it")
+    return EXIT_FAILED if result["bad"] else EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoSettings, run_demo
+
+    if args.reports > 5:
+        raise ConfigError("--reports: at most 5")
+    settings = DemoSettings(workspaces=args.workspaces, reports=args.reports, days=args.days,
+                            faults=args.faults, output_dir=args.output_dir,
+                            progress=not args.no_progress)
+    summary = anyio.run(run_demo, settings)
+    return summary.exit_code
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from .simulator.cli import run as run_simulator
+
+    return run_simulator(args)
+
+
+_COMMANDS = {
+    "plan": _cmd_plan, "run": _cmd_run, "status": _cmd_status, "verify": _cmd_verify,
+    "simulate": _cmd_simulate, "demo": _cmd_demo,
+}
 
 
 def _glue_offsets(argv: Sequence[str]) -> list[str]:

@@ -151,7 +151,7 @@ class RunSettings:
     start: DateSpec = field(default_factory=lambda: DateSpec(offset_days=-7))
     end: DateSpec = field(default_factory=DateSpec)
     output_dir: Path = Path("reports")
-    manifest: Path = Path("reports/manifest.jsonl")
+    manifest: Path | None = None  # None: <output_dir>/manifest.jsonl
     concurrency: int = 32
     per_host: int = 0  # connections per host; 0 = same as concurrency
     layout: str = DEFAULT_LAYOUT
@@ -482,8 +482,7 @@ def parse_config(
     _unknown_keys(p, "[run]", run_t, _RUN_KEYS)
     output_dir = _path(base, _str(p, "[run]", run_t, "output_dir", "reports"))
     manifest = (
-        _path(base, _str(p, "[run]", run_t, "manifest", ""))
-        if "manifest" in run_t else output_dir / "manifest.jsonl"
+        _path(base, _str(p, "[run]", run_t, "manifest", "")) if "manifest" in run_t else None
     )
     layout = _str(p, "[run]", run_t, "layout", DEFAULT_LAYOUT)
     problem = check_layout(layout)

@@ -93,3 +93,22 @@ class BodyTooLarge(BodyError):
 
 class InvalidBody(BodyError):
     kind = "invalid body"
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one meaningful error inside a task group's (nested) exception group:
+    our own error if there is one, else the first."""
+    flat: list[BaseException] = []
+
+    def walk(g: BaseExceptionGroup[BaseException]) -> None:
+        for exc in g.exceptions:
+            if isinstance(exc, BaseExceptionGroup):
+                walk(exc)
+            else:
+                flat.append(exc)
+
+    walk(group)
+    for exc in flat:
+        if isinstance(exc, BackfillError):
+            return exc
+    return flat[0] if flat else group

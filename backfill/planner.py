@@ -121,6 +121,14 @@ def windows(
     return [window(ws, today[ws.name], s, e) for ws in chosen]
 
 
+def requestable(win: Window) -> Window:
+    """The part of a window that may be requested (ages 0..7): at most 8 days, so
+    iterating it is cheap whatever the range."""
+    start = max(win.start, win.today - timedelta(days=EXPIRY_DAYS))
+    end = min(win.end, win.today)
+    return Window(win.workspace, win.today, start, end, win.requested_start)
+
+
 def tasks(wins: Sequence[Window]) -> Iterator[Task]:
     """All tasks of the windows, lazily, in dispatch order (oldest date first)."""
     live = [w for w in wins if w.start <= w.end]

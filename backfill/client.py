@@ -1,0 +1,168 @@
+"""The HTTP boundary: one aiohttp session per run; signed GETs; errors translated here.
+
+Redirects are followed by this code, never by aiohttp (which keeps custom headers such as
+``Signature`` on a cross-origin hop). Same-origin redirects are followed with the
+credentials. A redirect to another origin is refused (``cross_origin_redirects="refuse"``,
+the default) or followed with *no* credentials (``"strip"``). An https → http downgrade and
+a loop are always refused.
+
+No aiohttp exception leaves this module: they become :mod:`backfill.errors` types whose
+messages name the exception class and the URL path only — never headers, never
+``repr(request_info)`` (which holds the Authorization and Signature values).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+from yarl import URL
+
+from .config import HttpSettings
+from .errors import ConnectError, ConnectionLost, RedirectError, RemoteError, RequestTimeout
+from .naming import origin
+
+CREDENTIAL_HEADERS = ("Authorization", "Signature", "MOE-APPKEY")
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def translate(exc: BaseException, url: str) -> RemoteError:
+    """Map an aiohttp/OS error to ours. The message carries no header values."""
+    path = urlsplit(url).path
+    name = type(exc).__name__
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectError(f"cannot connect ({name}) for {path}")
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return RequestTimeout(f"timed out ({name}) for {path}")
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError
+                  | aiohttp.ClientOSError | ConnectionError):
+        return ConnectionLost(f"connection lost ({name}) for {path}")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return ConnectionLost(f"bad response ({name}, {exc.status}) for {path}")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return ConnectionLost(f"transport error ({name}) for {path}")
+    return RemoteError(f"unexpected error ({name}) for {path}")
+
+
+@dataclass(slots=True)
+class Reply:
+    """An open response. ``chunks()`` streams the body; errors arrive translated."""
+
+    status: int
+    url: str
+    headers: Mapping[str, str]
+    content_length: int | None
+    _resp: aiohttp.ClientResponse
+
+    async def chunks(self, size: int = 256 * 1024) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._resp.content.iter_chunked(size):
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise translate(exc, self.url) from exc
+
+    async def error_detail(self, limit: int = 64 * 1024) -> tuple[str | None, str | None]:
+        """(message, request_id) from the vendor's JSON error body, if there is one."""
+        try:
+            raw = await self._resp.content.read(limit)
+            doc = json.loads(raw) if raw else None
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+            return None, None
+        err = doc.get("error") if isinstance(doc, dict) else None
+        if not isinstance(err, dict):
+            return None, None
+        msg, rid = err.get("message"), err.get("request_id")
+        return (str(msg)[:500] if msg else None), (str(rid)[:200] if rid else None)
+
+
+class Client:
+    """One pooled, keep-alive aiohttp session for a whole run."""
+
+    def __init__(self, http: HttpSettings, *, limit: int, limit_per_host: int) -> None:
+        self._http = http
+        self._limit = limit
+        self._limit_per_host = limit_per_host
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Client:
+        connector = aiohttp.TCPConnector(
+            limit=self._limit, limit_per_host=self._limit_per_host, ttl_dns_cache=300,
+            enable_cleanup_closed=False,
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self._http.connect_timeout_s,
+            sock_read=self._http.read_timeout_s,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=False,
+            raise_for_status=False, trust_env=False,
+            # The .zip is served as application/gzip; never let a proxy/encoding layer touch it.
+            skip_auto_headers=("Accept-Encoding",),
+        )
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @asynccontextmanager
+    async def get(self, url: str, headers: Mapping[str, str]) -> AsyncIterator[Reply]:
+        """GET ``url``, following redirects by our rules; yields the final response open."""
+        assert self._session is not None, "use 'async with Client(...)'"
+        current, sent = url, dict(headers)
+        seen = {url}
+        for _ in range(self._http.max_redirects + 1):
+            try:
+                resp = await self._session.get(
+                    URL(current, encoded=True), headers=sent, allow_redirects=False
+                )
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                raise translate(exc, current) from exc
+            if resp.status in REDIRECTS:
+                location = resp.headers.get("Location")
+                resp.release()
+                current, sent = self._next_hop(current, location, sent, seen, url)
+                continue
+            try:
+                length = resp.headers.get("Content-Length")
+                yield Reply(
+                    status=resp.status, url=current, headers=resp.headers,
+                    content_length=int(length) if length and length.isdigit() else None,
+                    _resp=resp,
+                )
+            finally:
+                resp.release()
+            return
+        raise RedirectError(f"more than {self._http.max_redirects} redirects for "
+                            f"{urlsplit(url).path}")
+
+    def _next_hop(
+        self, current: str, location: str | None, sent: dict[str, str], seen: set[str],
+        first: str,
+    ) -> tuple[str, dict[str, str]]:
+        path = urlsplit(first).path
+        if not location:
+            raise RedirectError(f"redirect without Location for {path}")
+        target = urljoin(current, location)
+        if urlsplit(target).scheme not in ("http", "https"):
+            raise RedirectError(f"redirect to a non-http URL for {path}")
+        if target in seen:
+            raise RedirectError(f"redirect loop for {path}")
+        seen.add(target)
+        here, there = origin(current), origin(target)
+        if here[0] == "https" and there[0] == "http":
+            raise RedirectError(f"redirect from https to http refused for {path}")
+        if here != there:
+            if self._http.cross_origin_redirects != "strip":
+                raise RedirectError(f"redirect to another origin ({there[1]}) refused for {path}")
+            sent = {k: v for k, v in sent.items() if k not in CREDENTIAL_HEADERS}
+        return target, sent

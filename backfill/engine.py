@@ -1,0 +1,441 @@
+"""The download engine: planner → bounded async pool → storage + manifest.
+
+Structure (anyio, asyncio backend)::
+
+    run()
+    └── task group
+        ├── ManifestWriter.run          the one writer of the journal
+        └── work scope (cancelled by stop())
+            └── one feeder per workspace    streams its tasks oldest first
+                └── one task per file       at most 2 × workspace concurrency alive
+
+A file's attempt holds, in this order: the host's breaker admission, the workspace's
+rate slot, the workspace's adaptive limiter, the global limiter. All are released before
+a backoff sleep, so a waiting retry never holds a slot. Feeders are per workspace so a
+throttled or paused workspace never blocks the others; the global limiter is FIFO, which
+keeps dispatch fair and roughly oldest-first across workspaces.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path, PurePosixPath
+
+import anyio
+
+from .client import Client
+from .clock import Clock
+from .config import Config, DateSpec, Workspace
+from .errors import RemoteError, RequestTimeout, StorageError, first_error
+from .events import (
+    Event,
+    FileFinished,
+    HostPaused,
+    HostResumed,
+    RetryScheduled,
+    RunFinished,
+    RunStarted,
+    Throttled,
+    WorkspaceStopped,
+)
+from .limits import AdaptiveLimiter, BreakerSettings, CircuitBreaker, OutageTooLong, RateLimiter
+from .manifest import ManifestLock, ManifestState, ManifestWriter, Record, Status, load_manifest
+from .naming import base_url, origin, render_path, report_url
+from .planner import Kind, Task, Window, requestable, todays, windows
+from .planner import tasks as plan_tasks
+from .policy import Action, Decision, HttpReply, decide_error, decide_reply, rerun
+from .signing import request_headers
+from .storage import Storage, Stored
+from .summary import AtRisk, Summary, WorkspaceTally, expires_at
+
+AUTH_STOP_AFTER = 3  # consecutive 401/403 that stop a workspace
+
+
+@dataclass(slots=True)
+class _Workspace:
+    """Run-time state of one workspace."""
+
+    ws: Workspace
+    limiter: AdaptiveLimiter
+    rate: RateLimiter | None
+    tally: WorkspaceTally
+    breaker: CircuitBreaker
+    auth_streak: int = 0
+    stopped: str | None = None
+
+
+@dataclass(slots=True)
+class Options:
+    """Per-run overrides of the config (CLI flags)."""
+
+    today: date | None = None  # pins 'today' in every workspace
+    start: DateSpec | None = None
+    end: DateSpec | None = None
+    workspaces: Sequence[str] = ()
+    output_dir: Path | None = None
+    manifest: Path | None = None
+    concurrency: int | None = None
+    max_outage_s: float | None = None
+    events: list[Callable[[Event], None]] = field(default_factory=list)
+
+
+class Backfill:
+    """One backfill run. ``await Backfill(config).run()`` returns the :class:`Summary`.
+
+    Subscribe to engine events with :meth:`subscribe` (progress bars, schedulers).
+    ``clock`` and ``rng`` are injectable for tests.
+    """
+
+    def __init__(
+        self, config: Config, options: Options | None = None, *, clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.options = options or Options()
+        self.clock = clock or Clock()
+        self.rng = rng or random.Random()
+        self._subscribers = list(self.options.events)
+        self._work: anyio.CancelScope | None = None
+        self._interrupted = False
+        run = config.run
+        self.output_dir = self.options.output_dir or run.output_dir
+        self.manifest_path = (
+            self.options.manifest or run.manifest or self.output_dir / "manifest.jsonl"
+        )
+        self.concurrency = self.options.concurrency or run.concurrency
+        self.max_outage_s = (self.options.max_outage_s if self.options.max_outage_s is not None
+                             else run.max_outage_s)
+
+    # ------------------------------------------------------------------ public API
+
+    def subscribe(self, callback: Callable[[Event], None]) -> None:
+        self._subscribers.append(callback)
+
+    @property
+    def stopping(self) -> bool:
+        return self._interrupted
+
+    def stop(self) -> None:
+        """Stop dispatching and cancel in-flight downloads; run() then returns (interrupted)."""
+        self._interrupted = True
+        if self._work is not None:
+            self._work.cancel()
+
+    def windows(self) -> list[Window]:
+        o = self.options
+        today = ({ws.name: o.today for ws in self.config.workspaces} if o.today
+                 else todays(self.config.workspaces, self.clock.wall()))
+        return windows(self.config, today, start=o.start, end=o.end, only=o.workspaces)
+
+    def dry_run(self) -> Iterator[tuple[Task, str]]:
+        """(task, url) of every request a run would make now; reads the manifest only."""
+        state = load_manifest(self.manifest_path)
+        for task in plan_tasks(self.windows()):
+            if rerun(task.kind, state.get(task.key)) == "fetch":
+                yield task, self._url(task)
+
+    async def run(self) -> Summary:
+        wins = self.windows()
+        self._check_output_dir()
+        with ManifestLock(self.manifest_path):
+            state = await anyio.to_thread.run_sync(load_manifest, self.manifest_path)
+            storage = Storage(self.output_dir, max_file_bytes=self.config.run.max_file_bytes)
+            await anyio.to_thread.run_sync(storage.remove_stale_parts)
+            try:
+                summary = await self._run(wins, state, storage)
+            except BaseExceptionGroup as group:  # library users get our error, not a group
+                raise first_error(group) from None
+            if not summary.interrupted:
+                await anyio.to_thread.run_sync(self._compact)
+        return summary
+
+    # ------------------------------------------------------------------ internals
+
+    def _emit(self, event: Event) -> None:
+        for callback in self._subscribers:
+            callback(event)
+
+    def _check_output_dir(self) -> None:
+        for d in {self.output_dir, self.manifest_path.parent}:
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"{d}: cannot create directory ({exc.strerror})") from None
+            if not os.access(d, os.W_OK | os.X_OK):
+                raise StorageError(f"{d}: directory is not writable")
+
+    def _compact(self) -> None:
+        from .manifest import compact
+
+        state = load_manifest(self.manifest_path)
+        if state.lines > len(state) or state.torn_line is not None:
+            compact(self.manifest_path, state)
+
+    def _url(self, task: Task) -> str:
+        ws = task.workspace
+        return report_url(base_url(ws.data_center, ws.base_url), ws.app_id, task.filename)
+
+    def _rel(self, task: Task) -> PurePosixPath:
+        ws = task.workspace
+        return render_path(self.config.run.layout, workspace=ws.name, app_id=ws.app_id,
+                           report=task.report.name, day=task.day, filename=task.filename)
+
+    async def _run(self, wins: list[Window], state: ManifestState, storage: Storage) -> Summary:
+        cfg = self.config
+        start = self.clock.monotonic()
+        self._state = state
+        self._storage = storage
+        self._writer = ManifestWriter(self.manifest_path)
+        self._global = anyio.CapacityLimiter(self.concurrency)
+        self._summary = Summary({})
+        self._breakers: dict[str, CircuitBreaker] = {}
+        settings = BreakerSettings(cfg.retry.breaker_threshold, cfg.retry.probe_interval_s,
+                                   cfg.retry.probe_interval_max_s, self.max_outage_s)
+        self._runtime: dict[str, _Workspace] = {}
+        for w in wins:
+            ws = w.workspace
+            tally = WorkspaceTally(ws.name, ws.app_id)
+            self._summary.workspaces[ws.name] = tally
+            scheme, hostname, port = origin(base_url(ws.data_center, ws.base_url))
+            host = f"{scheme}://{hostname}:{port}"
+            breaker = self._breakers.setdefault(
+                host, CircuitBreaker(host, settings, self.clock))
+            self._runtime[ws.name] = _Workspace(
+                ws, AdaptiveLimiter(min(ws.concurrency, self.concurrency)),
+                RateLimiter(ws.rate, self.clock) if ws.rate else None, tally, breaker,
+            )
+        self._emit(RunStarted({w.workspace.name: self._count_fetch(w) for w in wins}))
+        per_host = cfg.run.per_host or self.concurrency
+        async with Client(cfg.http, limit=self.concurrency, limit_per_host=per_host) as client:
+            self._client = client
+            async with anyio.create_task_group() as tg:
+                await tg.start(self._writer.run)
+                try:
+                    with anyio.CancelScope() as self._work:
+                        if self._interrupted:
+                            self._work.cancel()
+                        async with anyio.create_task_group() as feeders:
+                            for w in wins:
+                                feeders.start_soon(self._feed, w)
+                except StorageError as exc:
+                    self._summary.error = str(exc)
+                    raise
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self._writer.close()
+        self._summary.interrupted = self._interrupted
+        self._summary.duration_s = self.clock.monotonic() - start
+        self._summary.outages = sum(b.outages for b in self._breakers.values())
+        self._summary.at_risk.sort(key=lambda r: r.expires_at)
+        self._emit(RunFinished(self._interrupted))
+        return self._summary
+
+    def _count_fetch(self, win: Window) -> int:
+        return sum(1 for t in plan_tasks([requestable(win)])
+                   if t.kind.requested and rerun(t.kind, self._state.get(t.key)) == "fetch")
+
+    async def _feed(self, win: Window) -> None:
+        rt = self._runtime[win.workspace.name]
+        alive = anyio.Semaphore(max(2, 2 * rt.limiter.ceiling))
+        async with anyio.create_task_group() as tg:
+            for task in plan_tasks([win]):
+                if task.kind is Kind.FUTURE:
+                    continue
+                old = self._state.get(task.key)
+                action = rerun(task.kind, old)
+                if action == "skip":
+                    assert old is not None
+                    self._count(rt, old, fetched=False)
+                elif action == "expire":
+                    reason = f"expired before it was fetched ({old.error})" if (
+                        old and old.error) else None
+                    await self._record(rt, task, Status.EXPIRED, reason=reason,
+                                       attempts=old.attempts if old else 0)
+                else:
+                    await alive.acquire()
+                    tg.start_soon(self._fetch_one, rt, task, alive)
+
+    def _count(self, rt: _Workspace, rec: Record, *, fetched: bool) -> None:
+        rt.tally.counts[rec.status.value] += 1
+        if rec.status is Status.COMPLETED:
+            rt.tally.bytes += rec.bytes or 0
+        elif rec.status is Status.FAILED:
+            self._summary.failures[rec.error or "unknown"] += 1
+        if rec.status in (Status.FAILED, Status.PENDING):
+            exp = expires_at(date.fromisoformat(rec.date), rt.ws.timezone)
+            self._summary.at_risk.append(
+                AtRisk(rec.workspace, rec.filename, rec.status.value, exp, rec.error))
+        self._emit(FileFinished(rec.workspace, rec.filename, rec.status, rec.bytes or 0,
+                                rec.attempts, rec.error, fetched))
+
+    async def _record(
+        self, rt: _Workspace, task: Task, status: Status, *, stored: Stored | None = None,
+        rel: PurePosixPath | None = None, attempts: int = 0, http_status: int | None = None,
+        reason: str | None = None, request_id: str | None = None, fetched: bool = False,
+    ) -> None:
+        rec = Record(
+            workspace=rt.ws.name, app_id=rt.ws.app_id, report=task.report.name,
+            date=task.day.isoformat(), filename=task.filename, status=status,
+            path=str(rel) if stored and rel else None,
+            bytes=stored.bytes if stored else None, sha256=stored.sha256 if stored else None,
+            attempts=attempts, http_status=http_status,
+            error=None if status is Status.COMPLETED else reason, request_id=request_id,
+            updated_at=self.clock.wall().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        # Shielded: once a file is durable its record must reach the journal, even when the
+        # run is being cancelled (otherwise the next run would fetch it again).
+        with anyio.CancelScope(shield=True):
+            await self._writer.put(rec)
+        self._count(rt, rec, fetched=fetched)
+
+    async def _fetch_one(self, rt: _Workspace, task: Task, alive: anyio.Semaphore) -> None:
+        try:
+            await self._fetch(rt, task)
+        finally:
+            alive.release()
+
+    async def _fetch(self, rt: _Workspace, task: Task) -> None:
+        ws = rt.ws
+        url = self._url(task)
+        headers = request_headers(ws.app_id, task.filename, ws.api_key.reveal(),
+                                  ws.secret_key.reveal())
+        rel = self._rel(task)
+        breaker = rt.breaker
+        attempt = 0
+        while True:
+            if rt.stopped:
+                await self._record(rt, task, Status.FAILED, attempts=attempt, reason="auth")
+                return
+            try:
+                probe = await breaker.admit()
+            except OutageTooLong:
+                await self._record(rt, task, Status.FAILED, attempts=attempt,
+                                   reason=f"outage: {breaker.host} unreachable for more than "
+                                          f"{self.max_outage_s:g} s")
+                return
+            was_open = breaker.is_open
+            try:
+                outcome = await self._send(rt, url, headers, rel, task)
+            except BaseException:
+                if probe:
+                    breaker.abandon_probe()
+                raise
+            if outcome is None:  # the workspace was stopped while this waited for a slot
+                if probe:
+                    breaker.abandon_probe()
+                continue
+            attempt += 1
+
+            if isinstance(outcome, Stored):
+                rt.tally.answered += 1
+                self._host_up(breaker, probe, was_open)
+                rt.auth_streak = 0
+                rt.limiter.succeeded()
+                await self._record(rt, task, Status.COMPLETED, stored=outcome, rel=rel,
+                                   attempts=attempt, http_status=200, fetched=True)
+                return
+            now = self.clock.wall()
+            if isinstance(outcome, HttpReply):
+                rt.tally.answered += 1
+                rt.tally.rejected += outcome.status == 400
+                decision = decide_reply(outcome, task.age, attempt, self.config.retry, now,
+                                        self.rng)
+            else:
+                decision = decide_error(outcome, attempt, self.config.retry, self.rng)
+            decision = self._account(rt, breaker, probe, was_open, decision)
+            if decision.action is Action.RETRY:
+                if decision.delay_s == 0.0 and breaker.is_open:
+                    attempt -= 1  # an outage does not use up the file's attempts
+                rt.tally.retries += 1
+                self._summary.retries += 1
+                self._emit(RetryScheduled(ws.name, task.filename, attempt,
+                                          decision.reason or "", decision.delay_s))
+                await self.clock.sleep(decision.delay_s)
+                continue
+            assert decision.status is not None
+            await self._record(
+                rt, task, decision.status, attempts=attempt,
+                http_status=outcome.status if isinstance(outcome, HttpReply) else None,
+                reason=decision.reason,
+                request_id=outcome.request_id if isinstance(outcome, HttpReply) else None,
+                fetched=True,
+            )
+            return
+
+    async def _send(
+        self, rt: _Workspace, url: str, headers: dict[str, str], rel: PurePosixPath, task: Task
+    ) -> Stored | HttpReply | RemoteError | None:
+        """One request under the workspace's rate and limiter and the global limiter."""
+        if rt.rate is not None:
+            await rt.rate.acquire()
+        token = object()
+        await rt.limiter.acquire(token)
+        try:
+            await self._global.acquire_on_behalf_of(token)
+            try:
+                if rt.stopped:
+                    return None
+                rt.tally.requests += 1
+                self._summary.requests += 1
+                return await self._attempt(url, headers, rel, task)
+            finally:
+                self._global.release_on_behalf_of(token)
+        finally:
+            rt.limiter.release(token)
+
+    def _host_up(self, breaker: CircuitBreaker, probe: bool, was_open: bool) -> None:
+        opened_at = breaker.opened_at
+        if breaker.success(probe):
+            self._emit(HostResumed(breaker.host, self.clock.monotonic() - opened_at))
+
+    def _account(
+        self, rt: _Workspace, breaker: CircuitBreaker, probe: bool, was_open: bool,
+        decision: Decision,
+    ) -> Decision:
+        """Feed an outcome to the breaker, the throttle and the auth guard."""
+        if decision.transient:
+            if breaker.failure(probe):
+                self._emit(HostPaused(breaker.host, breaker.failures))
+            if breaker.is_open:
+                # Paused host: wait in admit() instead of burning an attempt.
+                return Decision(Action.RETRY, None, decision.reason, 0.0, transient=True)
+        else:
+            self._host_up(breaker, probe, was_open)
+        if decision.throttled and rt.limiter.throttled():
+            self._summary.throttled += 1
+            self._emit(Throttled(rt.ws.name, rt.limiter.limit))
+        if decision.auth:
+            rt.auth_streak += 1
+            if rt.auth_streak >= AUTH_STOP_AFTER and not rt.stopped:
+                rt.stopped = (f"stopped: {AUTH_STOP_AFTER} requests in a row rejected as "
+                              "unauthorized (401/403): check api_key and secret_key")
+                rt.tally.stopped = rt.stopped
+                self._emit(WorkspaceStopped(rt.ws.name, rt.stopped))
+        elif decision.action is Action.RECORD or not decision.transient:
+            rt.auth_streak = 0
+        return decision
+
+    async def _attempt(
+        self, url: str, headers: dict[str, str], rel: PurePosixPath, task: Task
+    ) -> Stored | HttpReply | RemoteError:
+        deadline = self.config.http.file_timeout_s
+        try:
+            with anyio.fail_after(deadline):
+                async with self._client.get(url, headers) as reply:
+                    if reply.status == 200:
+                        return await self._storage.save(rel, reply.chunks(),
+                                                        expected_length=reply.content_length)
+                    message = request_id = None
+                    if 400 <= reply.status < 500:
+                        message, request_id = await reply.error_detail()
+                    return HttpReply(reply.status, reply.headers.get("Retry-After"), message,
+                                     request_id)
+        except TimeoutError:
+            return RequestTimeout(f"no complete response within {deadline:g} s for "
+                                  f"{task.filename}")
+        except RemoteError as exc:
+            return exc

@@ -1,0 +1,177 @@
+"""`backfill run` / `status` / `verify` as a user runs them: real processes, real signals,
+against an in-process simulator on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from anyio.abc import Process
+
+from backfill.manifest import Status, load_manifest
+from backfill.simulator import Faults, run_simulator
+
+from .conftest import TODAY, make_config
+
+pytestmark = pytest.mark.anyio
+
+CONFIG = """
+[run]
+start = "-6d"
+end = "today"
+output_dir = "out"
+concurrency = {concurrency}
+
+[retry]
+backoff_base_s = 0.01
+backoff_max_s = 0.05
+
+[defaults]
+api_key = "test-key"
+base_url = "{base_url}"
+reports = ["Daily campaign summary", "Email - delivery (EU)"]
+
+[[workspace]]
+name = "acme"
+app_id = "ACME01"
+timezone = "Europe/Berlin"
+
+[[workspace]]
+name = "globex"
+app_id = "GLOBEX7"
+timezone = "America/New_York"
+secret_key = "globex-secret"
+
+[[workspace]]
+name = "initech"
+app_id = "INITECH3"
+timezone = "Asia/Kolkata"
+"""
+TOTAL = 3 * 2 * 7
+
+
+def write_config(tmp: Path, base_url: str, concurrency: int = 4) -> Path:
+    path = tmp / "backfill.toml"
+    path.write_text(CONFIG.format(base_url=base_url, concurrency=concurrency))
+    return path
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "backfill", *args]
+
+
+async def run_cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return await anyio.run_process(cli(*args), check=False)
+
+
+async def drain(proc: Process) -> bytes:
+    assert proc.stderr is not None
+    chunks = []
+    async for chunk in proc.stderr:
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def simulator_for(tmp: Path, latency: float = 0.0):  # type: ignore[no-untyped-def]
+    workspaces = make_config(tmp / "sim").workspaces
+    return run_simulator(workspaces, today=TODAY, faults=Faults(latency_s=latency))
+
+
+async def test_kill_9_mid_run_then_rerun_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    async with simulator_for(tmp_path, latency=0.03) as sim:
+        cfg = write_config(tmp_path, sim.base_url)
+        manifest = tmp_path / "out" / "manifest.jsonl"
+        async with await anyio.open_process(
+            cli("run", str(cfg), "--today", TODAY.isoformat(), "--no-progress")
+        ) as proc:
+            with anyio.fail_after(60):
+                await sim.wait_until(lambda c: c.statuses()[200] >= 12)
+            proc.kill()
+            await proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        done_before = {r.key for r in load_manifest(manifest) if r.status is Status.COMPLETED}
+        served_before = dict(sim.counters.requests)
+        result = await run_cli("run", str(cfg), "--today", TODAY.isoformat(), "--no-progress")
+        assert result.returncode == 0, result.stderr.decode()
+        state = load_manifest(manifest)
+        assert len(state) == TOTAL
+        assert all(r.status is Status.COMPLETED for r in state)
+        assert state.lines == TOTAL  # compacted: one line per file
+        assert not list((tmp_path / "out").rglob("*.part"))
+        for r in state:
+            data = (tmp_path / "out" / (r.path or "")).read_bytes()
+            assert data == sim.expected_body(r.app_id, r.filename)
+        for app, name in done_before:  # durable before the kill → not fetched again
+            assert sim.counters.requests[(app, name, 200)] == served_before[(app, name, 200)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+async def test_signal_exits_130_and_a_rerun_completes(tmp_path: Path, signum: int) -> None:
+    async with simulator_for(tmp_path, latency=0.05) as sim:
+        cfg = write_config(tmp_path, sim.base_url, concurrency=2)
+        async with await anyio.open_process(
+            cli("run", str(cfg), "--today", TODAY.isoformat(), "--no-progress")
+        ) as proc:
+            with anyio.fail_after(60):
+                await sim.wait_until(lambda c: c.statuses()[200] >= 4)
+            proc.send_signal(signum)
+            stderr = await drain(proc)
+            await proc.wait()
+        assert proc.returncode == 130, stderr.decode()
+        assert b"Traceback" not in stderr
+        manifest = tmp_path / "out" / "manifest.jsonl"
+        partial = load_manifest(manifest)
+        assert 0 < len(partial) < TOTAL
+        assert not list((tmp_path / "out").rglob("*.part"))
+        result = await run_cli("run", str(cfg), "--today", TODAY.isoformat(), "--json")
+        assert result.returncode == 0
+        doc = json.loads(result.stdout)
+        assert doc["totals"]["completed"] == TOTAL
+
+
+async def test_second_run_on_the_same_manifest_exits_75(tmp_path: Path) -> None:
+    async with simulator_for(tmp_path, latency=0.2) as sim:
+        cfg = write_config(tmp_path, sim.base_url, concurrency=1)
+        async with await anyio.open_process(
+            cli("run", str(cfg), "--today", TODAY.isoformat(), "--no-progress")
+        ) as first:
+            with anyio.fail_after(60):
+                await sim.wait_until(lambda c: c.total >= 1)
+            second = await run_cli("run", str(cfg), "--today", TODAY.isoformat())
+            assert second.returncode == 75
+            message = second.stderr.decode()
+            assert f"pid {first.pid}" in message and "Traceback" not in message
+            first.send_signal(signal.SIGINT)
+            await drain(first)
+            await first.wait()
+
+
+async def test_run_json_status_and_dry_run(tmp_path: Path) -> None:
+    async with simulator_for(tmp_path) as sim:
+        cfg = write_config(tmp_path, sim.base_url)
+        dry = await run_cli("run", str(cfg), "--today", TODAY.isoformat(), "--dry-run", "--json")
+        assert dry.returncode == 0
+        planned = json.loads(dry.stdout)
+        assert planned["count"] == TOTAL and sim.counters.total == 0
+        assert not (tmp_path / "out" / "manifest.jsonl").exists()
+        result = await run_cli("run", str(cfg), "--today", TODAY.isoformat(), "--json")
+        assert result.returncode == 0
+        doc = json.loads(result.stdout)
+        assert set(doc["totals"]) == {"completed", "missing", "expired", "failed", "pending"}
+        assert doc["totals"]["completed"] == TOTAL and doc["requests"] == TOTAL
+        assert {w["name"] for w in doc["workspaces"]} == {"acme", "globex", "initech"}
+        for key in ("requests", "retries", "duration_s", "bytes"):
+            assert key in doc
+        status = await run_cli("status", str(cfg), "--json")
+        assert status.returncode == 0
+        sdoc = json.loads(status.stdout)
+        assert sdoc["totals"] == doc["totals"] and sdoc["bytes"] == doc["bytes"]
+        by_manifest = await run_cli("status", str(tmp_path / "out" / "manifest.jsonl"), "--json")
+        assert json.loads(by_manifest.stdout)["totals"] == doc["totals"]
+        again = await run_cli("run", str(cfg), "--today", TODAY.isoformat(), "--dry-run")
+        assert again.returncode == 0 and again.stdout == b""  # nothing left to request
