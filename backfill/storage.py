@@ -162,6 +162,7 @@ class Storage:
         self.max_file_bytes = max_file_bytes
         self.chunk_size = chunk_size
         self._durable_dirs: set[Path] = set()
+        self._inside_dirs: set[PurePosixPath] = set()
         self._dir_lock = threading.Lock()
 
     # ------------------------------------------------------------------------ paths
@@ -176,13 +177,22 @@ class Storage:
         if rel.is_absolute() or not rel.parts or any(p in ("..", ".") for p in rel.parts):
             raise StorageError(f"{rel}: path would leave the output directory")
         final = self.root.joinpath(*rel.parts)
+        # Resolving costs a syscall per component: do it once per directory, then only
+        # look at the file itself (a symbolic link there is resolved too).
+        if rel.parent not in self._inside_dirs:
+            self._check_inside(rel, final.parent)
+            self._inside_dirs.add(rel.parent)
+        if os.path.islink(final):
+            self._check_inside(rel, final)
+        return final
+
+    def _check_inside(self, rel: PurePosixPath, path: Path) -> None:
         try:
-            inside = final.resolve().is_relative_to(self.root.resolve())
+            inside = path.resolve().is_relative_to(self.root.resolve())
         except (OSError, RuntimeError) as exc:  # RuntimeError: symlink loop (Python < 3.13)
-            raise StorageError(f"{final}: cannot resolve the path") from exc
+            raise StorageError(f"{path}: cannot resolve the path") from exc
         if not inside:
             raise StorageError(f"{rel}: path would leave the output directory")
-        return final
 
     # ------------------------------------------------------------------------ save
 

@@ -383,3 +383,12 @@ def test_check_zip(tmp_path: Path, name: str, data: bytes, problem: str | None) 
         assert result is None
     else:
         assert result is not None and result.startswith(problem), result
+
+
+def test_symlinked_file_out_of_root_refused(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "out")
+    storage.target(REL)  # the directory is checked (and remembered) first
+    (tmp_path / "out" / REL).parent.mkdir(parents=True)
+    (tmp_path / "out" / REL).symlink_to(tmp_path / "secret.zip")
+    with pytest.raises(StorageError, match="would leave the output directory"):
+        storage.target(REL)
