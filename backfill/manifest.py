@@ -242,6 +242,17 @@ def parse_line(line: builtins.bytes) -> Record:
     return Record.from_json(obj)
 
 
+def check_line(line: builtins.bytes) -> None:
+    """ValueError unless :func:`load_manifest` would accept ``line`` (fast for to_line's shape)."""
+    m = _CANONICAL.fullmatch(line)
+    if m is not None and _valid_date(m[4].decode()):
+        return
+    try:
+        parse_line(line)
+    except ValueError as exc:
+        raise ValueError(f"record would not load back: {exc}") from None
+
+
 # -------------------------------------------------------------------------- loaded state
 #
 # Each key's latest record is packed into one bytes object:
@@ -268,7 +279,8 @@ _CANONICAL: Final = re.compile(
     + rb',"status":"(completed|missing|expired|failed|pending)","path":' + _SN
     + rb',"bytes":(?:(0|[1-9][0-9]{0,17})|null),"sha256":(?:"([0-9a-f]{64})"|null)'
     + rb',"attempts":(0|[1-9][0-9]{0,8}),"http_status":(?:(0|[1-9][0-9]{0,2})|null)'
-    + rb',"error":' + _SN + rb',"request_id":' + _SN + rb',"updated_at":' + _S + rb'\}\n?'
+    + rb',"error":' + _SN + rb',"request_id":' + _SN
+    + rb',"updated_at":"([\x20\x21\x23-\x5b\x5d-\x7e]{0,1000})"\}\n?'  # fits the "H" length
 )
 _STATUS_BYTE: Final = {s.value.encode(): i for i, s in enumerate(_STATUSES)}
 
@@ -661,14 +673,14 @@ class ManifestWriter:
             raise ValueError("buffer must be >= 1")
         self.path = Path(path)
         self.fsync_interval_s = fsync_interval_s
-        self._send, self._recv = anyio.create_memory_object_stream[Record | _FlushRequest](
+        self._send, self._recv = anyio.create_memory_object_stream[builtins.bytes | _FlushRequest](
             buffer
         )
         self._wake = anyio.Event()
         self._fd = -1
         self._state = "new"  # running, done, failed
         self._broken = False  # a write failed: never write again (it could glue lines)
-        self._in_hand: list[Record | _FlushRequest] = []
+        self._in_hand: list[builtins.bytes | _FlushRequest] = []
         self._unsynced_since: float | None = None
         self._records = self._writes = self._fsyncs = self._bytes = 0
         self._tail: str | None = None
@@ -681,9 +693,16 @@ class ManifestWriter:
     # ------------------------------------------------------------------ producer side
 
     async def put(self, record: Record) -> None:
-        """Queue ``record``; waits while the queue is full (backpressure)."""
+        """Queue ``record``; waits while the queue is full (backpressure).
+
+        ValueError if the record would not load back (a bad date, a negative size, ...):
+        written, such a line would make the whole manifest unreadable once followed by
+        another one. Checking costs about as much as serialising.
+        """
+        line = record.to_line()
+        check_line(line)
         try:
-            await self._send.send(record)
+            await self._send.send(line)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             if self._state == "failed":
                 raise self._stopped() from None
@@ -804,7 +823,7 @@ class ManifestWriter:
             if isinstance(item, _FlushRequest):
                 flushes.append(item)
             else:
-                lines.append(item.to_line())
+                lines.append(item)
         data = b"".join(lines)
         now = anyio.current_time()
         unsynced = self._unsynced_since if self._unsynced_since is not None else (

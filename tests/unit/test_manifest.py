@@ -523,6 +523,38 @@ async def test_write_failure_stops_the_writer(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    "bad", [{"date": "2026-02-30"}, {"bytes": -1}, {"app_id": ""}, {"http_status": 1000}]
+)
+async def test_put_refuses_a_record_that_would_not_load_back(
+    tmp_path: Path, bad: dict[str, Any]
+) -> None:
+    path = tmp_path / "m.jsonl"
+    writer = ManifestWriter(path)
+    async with anyio.create_task_group() as tg:
+        await tg.start(writer.run)
+        await writer.put(rec(0))
+        with pytest.raises(ValueError, match="record would not load back"):
+            await writer.put(rec(1, **bad))
+        await writer.put(rec(2))
+        await writer.close()
+    state = load_manifest(path)
+    assert state.lines == 2 and len(state) == 2
+
+
+@pytest.mark.parametrize("length", [1000, 1001, 0xFFFF])
+def test_long_updated_at_loads(tmp_path: Path, length: int) -> None:
+    r = rec(0, updated_at="x" * length)
+    state = load_manifest(write_lines(tmp_path / "m.jsonl", r.to_line(), rec(1).to_line()))
+    assert state.get(r.key) == r
+
+
+def test_too_long_updated_at_is_refused() -> None:
+    with pytest.raises(ValueError, match="'updated_at': too long"):
+        parse_line(rec(0, updated_at="x" * 0x10000).to_line())
+
+
+@pytest.mark.anyio
 async def test_writer_cannot_run_twice(tmp_path: Path) -> None:
     writer = await run_writer(tmp_path / "m.jsonl", [])
     with pytest.raises(RuntimeError, match="only be called once"):
