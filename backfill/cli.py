@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     run.add_argument("--dry-run", action="store_true",
                      help="list the requests a run would make, make none")
+    _add_log_args(run)
 
     status = sub.add_parser("status", help="what the manifest says: per workspace and status")
     status.add_argument("target", metavar="CONFIG|MANIFEST")
@@ -108,6 +109,15 @@ def _add_simulate(sub: Any) -> None:
     except ImportError:  # simulator not built yet
         return
     add_parser(sub)
+
+
+def _add_log_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more log lines on stderr (-v: info, -vv: every file and retry)")
+    p.add_argument("--log-file", type=Path, metavar="P",
+                   help="also write logs here (info; every file and retry with -v)")
+    p.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="text (default) or one JSON object per line")
 
 
 def _positive_int(text: str) -> int:
@@ -223,9 +233,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     engine = Backfill(config, _options(args))
     if args.dry_run:
         return _dry_run(engine, args.json)
+    from .logs import EventLog, secrets_of, setup
     from .progress import Progress
 
     progress = Progress(enabled=not (args.no_progress or args.quiet), quiet=args.quiet)
+    # A live panel shows pauses and throttling itself; log lines would tear it.
+    setup(verbose=args.verbose, quiet=args.quiet or (progress.live_mode and not args.verbose),
+          log_file=args.log_file, fmt=args.log_format, secrets=secrets_of(config))
+    engine.subscribe(EventLog())
     engine.subscribe(progress)
     with progress:
         summary = anyio.run(_run_until_signal, engine)

@@ -21,6 +21,7 @@ from rich.console import Console
 
 from .config import Config, load_config
 from .engine import Backfill, Options
+from .logs import EventLog, secrets_of, setup
 from .manifest import load_manifest
 from .progress import Progress
 from .render import console as render_console
@@ -132,6 +133,8 @@ async def _one_run(config: Config, sim: object, s: DemoSettings, console: Consol
                    *, outage: bool) -> Summary:
     engine = Backfill(config, Options())
     progress = Progress(enabled=s.progress, stream=console.file, interval_s=1.0)
+    setup(quiet=progress.live_mode, secrets=secrets_of(config))
+    engine.subscribe(EventLog())
     engine.subscribe(progress)
     with progress:
         async with anyio.create_task_group() as tg:

@@ -118,9 +118,8 @@ class Progress:
                 self._line()
 
     def _note(self, text: str) -> None:
+        # Shown in the live panel; without one, the event log writes these as warnings.
         self.notes = [*self.notes[-3:], text]
-        if self.enabled and not self.live_mode:
-            print(f"backfill: {text}", file=self.stream, flush=True)
 
     # -------------------------------------------------------------- figures
 

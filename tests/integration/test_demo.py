@@ -1,0 +1,150 @@
+"""First-run experience: the demo end to end, status shapes, progress, summary wording."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from backfill.cli import main
+from backfill.demo import DemoSettings, run_demo
+from backfill.events import FileFinished, HostPaused, RetryScheduled, RunStarted
+from backfill.manifest import Status, load_manifest
+from backfill.progress import Progress
+from backfill.render import next_step
+from backfill.summary import AtRisk, Summary, WorkspaceTally
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_demo_runs_resumes_and_leaves_a_usable_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo"
+    summary = await run_demo(DemoSettings(workspaces=2, reports=2, days=9, output_dir=out,
+                                          progress=False))
+    err = capsys.readouterr().err
+    state = load_manifest(out / "manifest.jsonl")
+    assert len(state) == 2 * 2 * 9
+    statuses = Counter(r.status for r in state)
+    assert statuses[Status.COMPLETED] > 0 and statuses[Status.EXPIRED] >= 2 * 2 * 1
+    assert summary.totals["completed"] == statuses[Status.COMPLETED]
+    assert summary.exit_code == 0
+    # the second run downloaded nothing
+    assert "0 downloads" in err
+    assert "Files by generation date" in err and "● completed" in err
+    assert (out / "demo.toml").exists()
+    # the written config is valid and points at files that exist
+    assert main(["status", str(out / "demo.toml"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["totals"]["completed"] == statuses[Status.COMPLETED]
+    for rec in state:
+        if rec.status is Status.COMPLETED:
+            assert (out / (rec.path or "")).stat().st_size == rec.bytes
+
+
+@pytest.mark.slow
+async def test_demo_with_faults_recovers(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                         ) -> None:
+    summary = await run_demo(DemoSettings(workspaces=2, reports=2, days=8, faults=True,
+                                          output_dir=tmp_path, progress=False))
+    err = capsys.readouterr().err
+    assert summary.totals["failed"] == 0 and summary.retries > 0 and summary.outages >= 1
+    assert "paused" in err and "is back" in err
+
+
+def test_status_grid_and_json_shapes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = tmp_path / "manifest.jsonl"
+    today = datetime.now(UTC).date()
+    lines = []
+    for i, status in enumerate(["completed", "missing", "expired", "pending", "failed"]):
+        day = (today - timedelta(days=i)).isoformat()
+        name = f"R_{day.replace('-', '')}.zip"
+        lines.append(json.dumps({
+            "v": 1, "workspace": "w", "app_id": "A", "report": "R", "date": day,
+            "filename": name, "status": status,
+            "path": f"w/R/{name}" if status == "completed" else None,
+            "bytes": 10 if status == "completed" else None,
+            "sha256": "0" * 64 if status == "completed" else None,
+            "attempts": 1, "http_status": None,
+            "error": "http 503" if status == "failed" else None, "request_id": None,
+            "updated_at": "2026-11-27T00:00:00Z"}))
+    manifest.write_text("\n".join(lines) + "\n")
+    assert main(["status", str(manifest), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["totals"] == {"completed": 1, "missing": 1, "expired": 1, "pending": 1,
+                             "failed": 1}
+    assert doc["bytes"] == 10
+    assert doc["workspaces"] == [{"name": "w", "app_id": "A", "completed": 1, "missing": 1,
+                                  "expired": 1, "failed": 1, "pending": 1, "bytes": 10}]
+    risky = doc["at_risk"]
+    assert {r["status"] for r in risky} == {"pending", "failed"}
+    assert risky == sorted(risky, key=lambda r: r["expires_at"])
+    assert main(["status", str(manifest), "--grid"]) == 0
+    out = capsys.readouterr().out
+    for glyph in ("●", "○", "×", "◌", "✗"):
+        assert glyph in out
+    assert "w / R" in out and "At risk" in out
+    assert out.index("At risk") > out.index("Files by generation date")
+
+
+def test_progress_without_a_terminal_prints_plain_lines() -> None:
+    stream = io.StringIO()
+    progress = Progress(stream=stream, interval_s=0.0)
+    assert not progress.live_mode
+    with progress:
+        progress(RunStarted({"w": 3}))
+        progress(FileFinished("w", "a.zip", Status.COMPLETED, 2048, 1, None, True))
+        progress(RetryScheduled("w", "b.zip", 1, "http 503", 0.5))
+        progress(HostPaused("http://h:80", 5))
+        progress(FileFinished("w", "b.zip", Status.FAILED, 0, 6, "http 503", True))
+    text = stream.getvalue()
+    assert "\x1b[" not in text  # no terminal control codes
+    assert "2/3 files" in text and "completed 1" in text and "failed 1" in text
+    assert "retries 1" in text and "paused: http://h:80" in text
+
+
+def test_quiet_progress_prints_nothing() -> None:
+    stream = io.StringIO()
+    with Progress(stream=stream, quiet=True, interval_s=0.0) as progress:
+        progress(FileFinished("w", "a.zip", Status.COMPLETED, 1, 1, None, True))
+    assert stream.getvalue() == ""
+
+
+def _summary(**counts: int) -> Summary:
+    t = WorkspaceTally("w", "A")
+    t.counts.update(counts)
+    return Summary({"w": t})
+
+
+def test_next_step_names_failures_pending_and_expiry() -> None:
+    now = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)
+    s = _summary(completed=10, failed=3, pending=1)
+    s.failures.update({"http 503": 2, "invalid body": 1})
+    s.at_risk = [AtRisk("w", f"f{i}.zip", "failed", now + timedelta(hours=19), "http 503")
+                 for i in range(2)] + [AtRisk("w", "g.zip", "pending", now + timedelta(days=6),
+                                              None)]
+    text = next_step(s, now)
+    assert "3 files failed: run the same command again to retry them" in text
+    assert "1 not generated yet" in text
+    assert "2 expire in 19 h" in text
+    assert next_step(_summary(completed=4), now) == "All done: nothing failed."
+    interrupted = _summary(completed=1)
+    interrupted.interrupted = True
+    assert "resume" in next_step(interrupted, now)
+
+
+def test_summary_output_groups_failures_by_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    from backfill.render import print_summary
+
+    s = _summary(completed=5, failed=3)
+    s.failures.update({"http 503": 2, "invalid body": 1})
+    print_summary(s)
+    err = capsys.readouterr().err
+    assert "Failures by reason" in err
+    assert err.index("http 503") < err.index("invalid body")  # most common first
+    assert "3 files failed" in err
