@@ -317,7 +317,6 @@ class Backfill:
                                    reason=f"outage: {breaker.host} unreachable for more than "
                                           f"{self.max_outage_s:g} s")
                 return
-            was_open = breaker.is_open
             try:
                 outcome = await self._send(rt, url, headers, rel, task)
             except BaseException:
@@ -332,7 +331,7 @@ class Backfill:
 
             if isinstance(outcome, Stored):
                 rt.tally.answered += 1
-                self._host_up(breaker, probe, was_open)
+                self._host_up(breaker, probe)
                 rt.auth_streak = 0
                 rt.limiter.succeeded()
                 await self._record(rt, task, Status.COMPLETED, stored=outcome, rel=rel,
@@ -346,9 +345,9 @@ class Backfill:
                                         self.rng)
             else:
                 decision = decide_error(outcome, attempt, self.config.retry, self.rng)
-            decision = self._account(rt, breaker, probe, was_open, decision)
+            decision = self._account(rt, breaker, probe, decision)
             if decision.action is Action.RETRY:
-                if decision.delay_s == 0.0 and breaker.is_open:
+                if decision.paused:
                     attempt -= 1  # an outage does not use up the file's attempts
                 rt.tally.retries += 1
                 self._summary.retries += 1
@@ -387,14 +386,13 @@ class Backfill:
         finally:
             rt.limiter.release(token)
 
-    def _host_up(self, breaker: CircuitBreaker, probe: bool, was_open: bool) -> None:
+    def _host_up(self, breaker: CircuitBreaker, probe: bool) -> None:
         opened_at = breaker.opened_at
         if breaker.success(probe):
             self._emit(HostResumed(breaker.host, self.clock.monotonic() - opened_at))
 
     def _account(
-        self, rt: _Workspace, breaker: CircuitBreaker, probe: bool, was_open: bool,
-        decision: Decision,
+        self, rt: _Workspace, breaker: CircuitBreaker, probe: bool, decision: Decision
     ) -> Decision:
         """Feed an outcome to the breaker, the throttle and the auth guard."""
         if decision.transient:
@@ -402,9 +400,10 @@ class Backfill:
                 self._emit(HostPaused(breaker.host, breaker.failures))
             if breaker.is_open:
                 # Paused host: wait in admit() instead of burning an attempt.
-                return Decision(Action.RETRY, None, decision.reason, 0.0, transient=True)
+                return Decision(Action.RETRY, None, decision.reason, 0.0, transient=True,
+                                paused=True)
         else:
-            self._host_up(breaker, probe, was_open)
+            self._host_up(breaker, probe)
         if decision.throttled and rt.limiter.throttled():
             self._summary.throttled += 1
             self._emit(Throttled(rt.ws.name, rt.limiter.limit))

@@ -59,6 +59,7 @@ class Decision:
     transient: bool = False  # counts toward the host's circuit breaker
     throttled: bool = False  # 429: the workspace should slow down
     auth: bool = False  # 401/403: counts toward stopping the workspace
+    paused: bool = False  # the host is paused: wait for it; this attempt does not count
 
 
 def backoff(attempt: int, settings: RetrySettings, rng: random.Random) -> float:
