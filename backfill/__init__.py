@@ -1,8 +1,35 @@
-"""moe-backfill: asynchronous, resumable bulk backfill of MoEngage campaign reports."""
+"""moe-backfill: asynchronous, resumable bulk backfill of MoEngage campaign reports.
+
+    from backfill import Backfill, load_config
+
+    summary = await Backfill(load_config("backfill.toml")).run()
+
+Subscribe to :mod:`backfill.events` with :meth:`Backfill.subscribe` for progress or for
+a scheduler (Airflow, Dagster); ``summary.document(run=True)`` is the ``run --json`` output.
+"""
 
 from .config import Config, load_config
-from .errors import BackfillError, ConfigError
+from .engine import Backfill, Options
+from .errors import BackfillError, ConfigError, LockedError, ManifestError, StorageError
+from .events import Event
+from .manifest import Record, Status
+from .summary import Summary
 
 __version__ = "0.1.0"
 
-__all__ = ["BackfillError", "Config", "ConfigError", "__version__", "load_config"]
+__all__ = [
+    "Backfill",
+    "BackfillError",
+    "Config",
+    "ConfigError",
+    "Event",
+    "LockedError",
+    "ManifestError",
+    "Options",
+    "Record",
+    "Status",
+    "StorageError",
+    "Summary",
+    "__version__",
+    "load_config",
+]
