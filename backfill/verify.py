@@ -10,6 +10,7 @@ import anyio
 
 from .clock import Clock
 from .config import Config
+from .errors import StorageError
 from .manifest import ManifestLock, ManifestWriter, Status, load_manifest
 from .storage import Storage
 
@@ -31,8 +32,12 @@ async def verify(config: Config, clock: Clock | None = None) -> dict[str, Any]:
                     if rec.status is not Status.COMPLETED or not rec.path:
                         continue
                     checked += 1
-                    problem = await storage.verify(PurePosixPath(rec.path),
-                                                   sha256=rec.sha256 or "", size=rec.bytes or 0)
+                    try:
+                        problem = await storage.verify(PurePosixPath(rec.path),
+                                                       sha256=rec.sha256 or "",
+                                                       size=rec.bytes or 0)
+                    except StorageError:  # a tampered path pointing outside output_dir
+                        problem = "path outside the output directory"
                     if problem is None:
                         continue
                     bad.append({"workspace": rec.workspace, "filename": rec.filename,
