@@ -42,8 +42,12 @@ async def test_300_mb_file_streams_with_flat_memory(tmp_path: Path) -> None:
         assert rec.status is Status.COMPLETED and rec.bytes == SIZE
         length, digest = sim.expected_digest("A1", name)
         assert (rec.bytes, rec.sha256) == (length, digest)
-        h = hashlib.sha256()
-        with open(tmp_path / "out" / (rec.path or ""), "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        assert h.hexdigest() == digest
+        assert sha256_of(tmp_path / "out" / (rec.path or "")) == digest
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
