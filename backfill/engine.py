@@ -30,7 +30,7 @@ import anyio
 from .client import Client
 from .clock import Clock
 from .config import Config, DateSpec, Workspace
-from .errors import RemoteError, RequestTimeout, StorageError, first_error
+from .errors import OutputDirError, RemoteError, RequestTimeout, StorageError, first_error
 from .events import (
     Event,
     FileFinished,
@@ -49,7 +49,7 @@ from .planner import Kind, Task, Window, requestable, todays, windows
 from .planner import tasks as plan_tasks
 from .policy import Action, Decision, HttpReply, decide_error, decide_reply, rerun
 from .signing import request_headers
-from .storage import Storage, Stored
+from .storage import Received, Storage, Stored, os_error_reason
 from .summary import AtRisk, Summary, WorkspaceTally, expires_at
 
 AUTH_STOP_AFTER = 3  # consecutive 401/403 that stop a workspace
@@ -149,7 +149,7 @@ class Backfill:
                 summary = await self._run(wins, state, storage)
             except BaseExceptionGroup as group:  # library users get our error, not a group
                 raise first_error(group) from None
-            if not summary.interrupted:
+            if not summary.interrupted and self._worth_compacting(state):
                 await anyio.to_thread.run_sync(self._compact)
         return summary
 
@@ -160,20 +160,42 @@ class Backfill:
             callback(event)
 
     def _check_output_dir(self) -> None:
-        for d in {self.output_dir, self.manifest_path.parent}:
+        """OutputDirError (exit 2) if the output or manifest directory cannot be made or
+        written; both are checked before either is created, so a refusal writes nothing."""
+        dirs = sorted({self.output_dir, self.manifest_path.parent})
+        for d in dirs:
+            base = d
+            while not base.exists() and base.parent != base:  # the nearest existing one
+                base = base.parent
+            if not base.is_dir():
+                raise OutputDirError(f"{d}: not a directory" if base == d else
+                                     f"{d}: cannot create directory ({base} is not a directory)")
+            if not os.access(base, os.W_OK | os.X_OK):
+                raise OutputDirError(f"{d}: directory is not writable" if base == d else
+                                     f"{d}: cannot create directory ({base} is not writable)")
+        for d in dirs:
             try:
                 d.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:  # a file where the directory should be
+                raise OutputDirError(f"{d}: not a directory") from None
             except OSError as exc:
-                raise StorageError(f"{d}: cannot create directory ({exc.strerror})") from None
+                raise OutputDirError(f"{d}: cannot create directory "
+                                     f"({os_error_reason(exc)})") from None
             if not os.access(d, os.W_OK | os.X_OK):
-                raise StorageError(f"{d}: directory is not writable")
+                raise OutputDirError(f"{d}: directory is not writable")
+
+    def _worth_compacting(self, before: ManifestState) -> bool:
+        """Rewrite the journal when superseded lines make up a fifth of it (and at least 64),
+        or a torn line was found: a daily run adding a few lines to a huge manifest does
+        not pay for a full rewrite. Decided from counts, without re-reading the file."""
+        lines = before.lines + self._writer.statistics().records
+        keys = len(before) + self._new_keys
+        return before.torn_line is not None or lines - keys >= max(64, lines // 5)
 
     def _compact(self) -> None:
         from .manifest import compact
 
-        state = load_manifest(self.manifest_path)
-        if state.lines > len(state) or state.torn_line is not None:
-            compact(self.manifest_path, state)
+        compact(self.manifest_path, load_manifest(self.manifest_path))
 
     def _url(self, task: Task) -> str:
         ws = task.workspace
@@ -188,9 +210,11 @@ class Backfill:
         cfg = self.config
         start = self.clock.monotonic()
         self._state = state
+        self._new_keys = 0  # keys this run added to the journal
         self._storage = storage
         self._writer = ManifestWriter(self.manifest_path)
         self._global = anyio.CapacityLimiter(self.concurrency)
+        self._commit_slots = anyio.Semaphore(self.concurrency)
         self._summary = Summary({})
         self._breakers: dict[str, CircuitBreaker] = {}
         settings = BreakerSettings(cfg.retry.breaker_threshold, cfg.retry.probe_interval_s,
@@ -290,6 +314,8 @@ class Backfill:
         # run is being cancelled (otherwise the next run would fetch it again).
         with anyio.CancelScope(shield=True):
             await self._writer.put(rec)
+        if rec.key not in self._state:
+            self._new_keys += 1
         self._count(rt, rec, fetched=fetched)
 
     async def _fetch_one(self, rt: _Workspace, task: Task, alive: anyio.Semaphore) -> None:
@@ -317,8 +343,10 @@ class Backfill:
                                    reason=f"outage: {breaker.host} unreachable for more than "
                                           f"{self.max_outage_s:g} s")
                 return
+            outcome: Stored | HttpReply | RemoteError | None
             try:
-                outcome = await self._send(rt, url, headers, rel, task)
+                sent = await self._send(rt, url, headers, rel, task)
+                outcome = await self._commit(sent) if isinstance(sent, Received) else sent
             except BaseException:
                 if probe:
                     breaker.abandon_probe()
@@ -367,8 +395,14 @@ class Backfill:
 
     async def _send(
         self, rt: _Workspace, url: str, headers: dict[str, str], rel: PurePosixPath, task: Task
-    ) -> Stored | HttpReply | RemoteError | None:
-        """One request under the workspace's rate and limiter and the global limiter."""
+    ) -> Received | HttpReply | RemoteError | None:
+        """One request under the workspace's rate and limiter and the global limiter.
+
+        A body comes back received but not yet durable, holding a commit slot: the disk
+        work (:meth:`_commit`) runs after the request's slots are free, so a slow fsync
+        never idles a connection, while the commit slots bound the bodies waiting in
+        memory (``concurrency`` × ``chunk_size`` at most).
+        """
         if rt.rate is not None:
             await rt.rate.acquire()
         token = object()
@@ -380,11 +414,27 @@ class Backfill:
                     return None
                 rt.tally.requests += 1
                 self._summary.requests += 1
-                return await self._attempt(url, headers, rel, task)
+                outcome = await self._attempt(url, headers, rel, task)
+                if isinstance(outcome, Received):
+                    try:
+                        await self._commit_slots.acquire()
+                    except BaseException:
+                        outcome.discard()
+                        raise
+                return outcome
             finally:
                 self._global.release_on_behalf_of(token)
         finally:
             rt.limiter.release(token)
+
+    async def _commit(self, received: Received) -> Stored | RemoteError:
+        """Make a received body durable (zip check, fsync, rename, directory fsync)."""
+        try:
+            return await self._storage.commit(received)
+        except RemoteError as exc:  # not a zip
+            return exc
+        finally:
+            self._commit_slots.release()
 
     def _host_up(self, breaker: CircuitBreaker, probe: bool) -> None:
         opened_at = breaker.opened_at
@@ -420,14 +470,14 @@ class Backfill:
 
     async def _attempt(
         self, url: str, headers: dict[str, str], rel: PurePosixPath, task: Task
-    ) -> Stored | HttpReply | RemoteError:
+    ) -> Received | HttpReply | RemoteError:
         deadline = self.config.http.file_timeout_s
         try:
             with anyio.fail_after(deadline):
                 async with self._client.get(url, headers) as reply:
                     if reply.status == 200:
-                        return await self._storage.save(rel, reply.chunks(),
-                                                        expected_length=reply.content_length)
+                        return await self._storage.receive(rel, reply.chunks(),
+                                                           expected_length=reply.content_length)
                     message = request_id = None
                     if 400 <= reply.status < 500:
                         message, request_id = await reply.error_detail()

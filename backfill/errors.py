@@ -4,7 +4,8 @@
     ├── ConfigError                  bad config file, key, value or CLI argument  (exit 2)
     ├── ManifestError                manifest unreadable or corrupt in the middle (exit 2)
     ├── LockedError                  another run holds the manifest lock          (exit 75)
-    ├── StorageError                 local disk: unwritable dir, disk full, ...    (exit 1/2)
+    ├── StorageError                 local disk: disk full, I/O error, ...        (exit 1)
+    │   └── OutputDirError           output/manifest dir unusable at start-up     (exit 2)
     └── RemoteError                  one request's failure, raised by client.py
         ├── TransportError           no usable response: retryable
         │   ├── ConnectError         connection refused / DNS / TLS handshake
@@ -55,6 +56,13 @@ class StorageError(BackfillError):
     """Writing to the output directory failed (permissions, disk full, ...)."""
 
     exit_code = 1
+
+
+class OutputDirError(StorageError):
+    """The output or manifest directory cannot be created or written, found before
+    anything is written: bad input, like a bad config (exit 2)."""
+
+    exit_code = 2
 
 
 class RemoteError(BackfillError):

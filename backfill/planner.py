@@ -25,10 +25,15 @@ from datetime import date, datetime, timedelta
 import pendulum
 
 from .config import Config, DateSpec, Report, Schedule, Workspace
+from .errors import ConfigError
 from .naming import report_filename
 
 MAX_RANGE_DAYS = 90
 EXPIRY_DAYS = 7
+# 'today' and a range's last date must lie here, so that stepping a few days (or the
+# 90-day cap, or a '-99999d' start) never leaves datetime.date's years 1..9999.
+# A start may be any date: it is only compared and counted in closed form.
+FIRST_DAY, LAST_DAY = date(1000, 1, 1), date(9000, 12, 31)
 
 
 class Kind(enum.Enum):
@@ -118,6 +123,13 @@ def windows(
     """One window per selected workspace (all when ``only`` is empty)."""
     s, e = start or config.run.start, end or config.run.end
     chosen = [ws for ws in config.workspaces if not only or ws.name in only]
+    for ws in chosen:
+        day = today[ws.name]
+        last = e.resolve(day) if day >= FIRST_DAY else day
+        for what, value in (("today", day), ("end", last)):
+            if not FIRST_DAY <= value <= LAST_DAY:
+                raise ConfigError(f"{config.path}: {what} {value} is outside the dates "
+                                  f"moe-backfill handles ({FIRST_DAY} to {LAST_DAY})")
     return [window(ws, today[ws.name], s, e) for ws in chosen]
 
 

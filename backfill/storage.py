@@ -140,6 +140,35 @@ class _Part:
             os.close(fd)
 
 
+def _discard(part: _Part) -> None:
+    part.close()
+    # if this fails, the original error matters more; remove_stale_parts sweeps it
+    with contextlib.suppress(OSError):
+        os.unlink(part.path)
+
+
+class Received:
+    """A whole body taken in by :meth:`Storage.receive`, not yet durable.
+
+    Hand it to :meth:`Storage.commit`, or :meth:`discard` it. Holds at most
+    ``chunk_size`` bytes of the body in memory (the rest is in the ``.part`` file).
+    """
+
+    __slots__ = ("final", "hasher", "part", "tail", "total")
+
+    def __init__(self, final: Path, part: _Part, hasher: hashlib._Hash, tail: bytearray,
+                 total: int) -> None:
+        self.final = final
+        self.part = part
+        self.hasher = hasher
+        self.tail = tail
+        self.total = total
+
+    def discard(self) -> None:
+        """Forget the body: close and remove the ``.part`` file, if there is one."""
+        _discard(self.part)
+
+
 class Storage:
     """Stores report files under ``root``; see the module docstring for the guarantees.
 
@@ -208,6 +237,24 @@ class Storage:
         ``expected_length`` is the Content-Length, if any: a body of another size raises
         InvalidBody. On any exception or cancellation the ``.part`` file is removed and
         the exception re-raised; an existing file at the final path is left untouched.
+        The same as :meth:`commit` of :meth:`receive`.
+        """
+        received = await self.receive(rel, chunks, expected_length=expected_length)
+        return await self.commit(received)
+
+    async def receive(
+        self,
+        rel: PurePosixPath,
+        chunks: AsyncIterable[bytes],
+        *,
+        expected_length: int | None,
+    ) -> Received:
+        """The first half of :meth:`save`: take in the whole body, checked for length.
+
+        A small body stays in memory; a larger one is in ``<file>.part``, not yet synced.
+        Nothing is durable and the final name is untouched until :meth:`commit`; the
+        caller must commit or :meth:`Received.discard` the result. So a downloader can
+        release its connection slot before the disk work. Errors as for :meth:`save`.
         """
         final = self.target(rel)
         part = _Part(final.with_name(final.name + PART_SUFFIX))
@@ -232,19 +279,30 @@ class Storage:
                     await self._in_thread(final, self._write_chunk, part, hasher, data)
             if expected_length is not None and total != expected_length:
                 raise InvalidBody(f"truncated: got {total} of {expected_length} bytes")
-            if part.fd < 0:  # the whole body fits in one buffer: one thread hop in all
-                return await self._in_thread(final, self._store_small, final, part, buf)
-            return await self._in_thread(final, self._finish, final, part, hasher, buf, total)
         except BaseException:
-            part.close()
-            # if this fails, the original error matters more; remove_stale_parts sweeps it
-            with contextlib.suppress(OSError):
-                os.unlink(part.path)
+            _discard(part)
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 # the iterator's own cleanup failing must not mask the error being raised
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await aclose()
+            raise
+        return Received(final, part, hasher, buf, total)
+
+    async def commit(self, received: Received) -> Stored:
+        """The second half of :meth:`save`: check the zip, fsync, rename, fsync the directory.
+
+        On any exception or cancellation the ``.part`` file is removed (the final name is
+        left untouched) and the exception re-raised.
+        """
+        r = received
+        try:
+            if r.part.fd < 0:  # the whole body fits in one buffer: one thread hop in all
+                return await self._in_thread(r.final, self._store_small, r.final, r.part, r.tail)
+            return await self._in_thread(r.final, self._finish, r.final, r.part, r.hasher,
+                                         r.tail, r.total)
+        except BaseException:
+            r.discard()
             raise
 
     async def _in_thread(

@@ -313,3 +313,28 @@ async def test_verify_catches_a_corrupt_file_and_run_refetches_it(tmp_path: Path
         assert summary.totals["failed"] == 0
         assert path.read_bytes() == sim.expected_body("A1", victim.filename)
         assert (await verify(cfg))["bad"] == []
+
+
+async def test_compaction_only_when_superseded_lines_pile_up(tmp_path: Path) -> None:
+    from backfill.manifest import load_manifest
+
+    config = make_config(tmp_path, [{"name": "a", "app_id": "A1"}], run={"start": "-6d"},
+                         defaults={"reports": ["Daily campaign summary"]})
+    async with run_simulator(config, today=TODAY, faults=Faults(missing_rate=0.3)) as sim:
+        cfg = pointed_at(config, sim.base_url)
+        await run(cfg)
+        path = cfg.run.output_dir / "manifest.jsonl"
+        first = load_manifest(path)
+        missing = sum(r.status is Status.MISSING for r in first)
+        assert first.lines == len(first) == 7 and 0 < missing < 7
+        # A re-run re-checks the missing files: a few superseded lines are kept ...
+        await run(cfg)
+        second = load_manifest(path)
+        assert len(second) == 7 and second.lines == 7 + missing
+        # ... until they are a fifth of the journal; then it is rewritten, one line a file
+        text = path.read_bytes()
+        path.write_bytes(text * 20)
+        await run(cfg)
+        third = load_manifest(path)
+        assert third.lines == len(third) == 7
+        assert {r.key: r.status for r in third} == {r.key: r.status for r in second}
