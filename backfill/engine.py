@@ -266,7 +266,9 @@ class Backfill:
         rt = self._runtime[win.workspace.name]
         alive = anyio.Semaphore(max(2, 2 * rt.limiter.ceiling))
         async with anyio.create_task_group() as tg:
-            for task in plan_tasks([win]):
+            for n, task in enumerate(plan_tasks([win])):
+                if not n % 256:  # skips and free slots do not yield: let the others run
+                    await anyio.lowlevel.checkpoint()
                 if task.kind is Kind.FUTURE:
                     continue
                 old = self._state.get(task.key)
@@ -280,7 +282,10 @@ class Backfill:
                     await self._record(rt, task, Status.EXPIRED, reason=reason,
                                        attempts=old.attempts if old else 0)
                 else:
-                    await alive.acquire()
+                    try:
+                        alive.acquire_nowait()
+                    except anyio.WouldBlock:
+                        await alive.acquire()
                     tg.start_soon(self._fetch_one, rt, task, alive)
 
     def _count(self, rt: _Workspace, rec: Record, *, fetched: bool) -> None:
@@ -293,8 +298,9 @@ class Backfill:
             exp = expires_at(date.fromisoformat(rec.date), rt.ws.timezone)
             self._summary.at_risk.append(
                 AtRisk(rec.workspace, rec.filename, rec.status.value, exp, rec.error))
-        self._emit(FileFinished(rec.workspace, rec.filename, rec.status, rec.bytes or 0,
-                                rec.attempts, rec.error, fetched))
+        if self._subscribers:
+            self._emit(FileFinished(rec.workspace, rec.filename, rec.status, rec.bytes or 0,
+                                    rec.attempts, rec.error, fetched))
 
     async def _record(
         self, rt: _Workspace, task: Task, status: Status, *, stored: Stored | None = None,
@@ -408,7 +414,10 @@ class Backfill:
         token = object()
         await rt.limiter.acquire(token)
         try:
-            await self._global.acquire_on_behalf_of(token)
+            try:  # a free slot is taken without a trip through the event loop
+                self._global.acquire_on_behalf_of_nowait(token)
+            except anyio.WouldBlock:
+                await self._global.acquire_on_behalf_of(token)
             try:
                 if rt.stopped:
                     return None
@@ -417,7 +426,10 @@ class Backfill:
                 outcome = await self._attempt(url, headers, rel, task)
                 if isinstance(outcome, Received):
                     try:
-                        await self._commit_slots.acquire()
+                        try:
+                            self._commit_slots.acquire_nowait()
+                        except anyio.WouldBlock:
+                            await self._commit_slots.acquire()
                     except BaseException:
                         outcome.discard()
                         raise

@@ -36,7 +36,15 @@ class AdaptiveLimiter:
         return self._limiter.borrowed_tokens
 
     async def acquire(self, owner: object) -> None:
-        await self._limiter.acquire_on_behalf_of(owner)
+        """Take a slot for ``owner``, waiting (FIFO) if none is free.
+
+        A free slot is taken without yielding to the event loop (a per-file saving): this
+        is a checkpoint only when it has to wait.
+        """
+        try:
+            self._limiter.acquire_on_behalf_of_nowait(owner)
+        except anyio.WouldBlock:
+            await self._limiter.acquire_on_behalf_of(owner)
 
     def release(self, owner: object) -> None:
         self._limiter.release_on_behalf_of(owner)
