@@ -78,7 +78,13 @@ class Reply:
         if not isinstance(err, dict):
             return None, None
         msg, rid = err.get("message"), err.get("request_id")
-        return (str(msg)[:500] if msg else None), (str(rid)[:200] if rid else None)
+        return (_printable(str(msg))[:500] if msg else None), (
+            _printable(str(rid))[:200] if rid else None)
+
+
+def _printable(text: str) -> str:
+    """The server's text without control characters (terminal escapes reach no log)."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else "?" for c in text)
 
 
 class Client:

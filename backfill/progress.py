@@ -16,6 +16,7 @@ from typing import IO
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -167,7 +168,7 @@ class Progress:
             table = Table.grid(padding=(0, 2))
             for name, fetch in self.planned.items():
                 extra = f"throttled to {self.throttled[name]}" if name in self.throttled else ""
-                table.add_row(name, f"{self.ws_done[name]}/{fetch}",
+                table.add_row(escape(name), f"{self.ws_done[name]}/{fetch}",
                               self._counts(self.per_ws.get(name, Counter())), extra)
             parts.append(table)
         parts.extend(Text(n, style="yellow") for n in self.notes)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -17,7 +18,9 @@ if TYPE_CHECKING:
 def console(stream: Any = None) -> Console:
     """A console; when not a terminal, wide enough that tables do not wrap in logs."""
     stream = stream or sys.stdout
-    return Console(file=stream, width=None if stream.isatty() else 160)
+    # Names and server messages are printed as typed: every one goes through escape(), and
+    # no ':name:' emoji codes are replaced.
+    return Console(file=stream, width=None if stream.isatty() else 160, emoji=False)
 
 
 def print_plan(doc: dict[str, Any], out: Console | None = None) -> None:
@@ -34,7 +37,8 @@ def print_plan(doc: dict[str, Any], out: Console | None = None) -> None:
             span = f"{rp['first_date']} … {rp['last_date']}" if rp["first_date"] else "—"
             fetch = str(rp["fetch"]) + (" *" if rp["today"] else "")
             table.add_row(
-                f"{ws['name']} ({ws['today']})" if i == 0 else "", rp["name"], rp["schedule"],
+                f"{escape(ws['name'])} ({ws['today']})" if i == 0 else "", escape(rp["name"]),
+                rp["schedule"],
                 span, str(rp["dates"]), fetch, str(rp["expired"]), str(rp["future"]),
                 str(rp["dropped"]),
             )
@@ -75,7 +79,7 @@ def _counts_table(summary: Summary, title: str, *, run: bool) -> Table:
     for col in cols:
         table.add_column(col, justify="right")
     for t in summary.workspaces.values():
-        row = [t.name] + [str(t.counts[c]) for c in cols[:5]] + [_size(t.bytes)]
+        row = [escape(t.name)] + [str(t.counts[c]) for c in cols[:5]] + [_size(t.bytes)]
         if run:
             row += [str(t.requests), str(t.retries)]
         table.add_row(*row)
@@ -117,22 +121,22 @@ def print_summary(summary: Summary, out: Console | None = None) -> None:
     if summary.failures:
         out.print("Failures by reason:")
         for reason, n in summary.failures.most_common():
-            out.print(f"  {n:>6}  {reason}")
+            out.print(f"  {n:>6}  {escape(reason)}")
     for t in summary.workspaces.values():
         for flag in t.flags:
-            out.print(f"[yellow]{t.name}: {flag}[/yellow]")
-    out.print(next_step(summary, now))
+            out.print(f"[yellow]{escape(t.name)}: {escape(flag)}[/yellow]")
+    out.print(escape(next_step(summary, now)))
 
 
 def print_status(summary: Summary, manifest: Any, out: Console | None = None) -> None:
     out = out or console()
-    out.print(_counts_table(summary, f"Manifest {manifest}", run=False))
+    out.print(_counts_table(summary, f"Manifest {escape(str(manifest))}", run=False))
     now = datetime.now(UTC)
     if summary.at_risk:
         out.print("At risk (not fetched yet, closest to expiry first):")
         for r in summary.at_risk[:20]:
-            out.print(f"  {_left(r.expires_at, now):>10} left  {r.workspace}  {r.filename}  "
-                      f"{r.status}{': ' + r.reason if r.reason else ''}")
+            out.print(escape(f"  {_left(r.expires_at, now):>10} left  {r.workspace}  "
+                             f"{r.filename}  {r.status}{': ' + r.reason if r.reason else ''}"))
         if len(summary.at_risk) > 20:
             out.print(f"  … and {len(summary.at_risk) - 20} more")
 
@@ -165,7 +169,7 @@ def print_grid(records: list[Record], workspaces: Any, now: datetime,
             status = row.get(d)
             sym, style = GLYPHS.get(status or "", ("·", "grey30"))
             glyphs.append(f"[{style}]{sym}[/{style}]")
-        table.add_row(f"{ws} / {report}", *glyphs)
+        table.add_row(escape(f"{ws} / {report}"), *glyphs)
     out.print(table)
     out.print(f"dates {days[0]} … {days[-1]}   " + "  ".join(
         f"[{style}]{sym}[/{style}] {name}" for name, (sym, style) in GLYPHS.items())

@@ -17,12 +17,13 @@ from pathlib import Path, PurePosixPath
 
 import anyio
 import pytest
+from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backfill.cli import main
 from backfill.config import load_config
-from backfill.manifest import Status
+from backfill.manifest import Status, load_manifest
 from backfill.simulator import run_simulator
 
 from .conftest import TODAY, check_promise, cli_command, run_engine, tree
@@ -340,3 +341,88 @@ def test_hostile_names_in_a_subprocess_never_print_a_traceback(tmp_path: Path) -
     assert len(result.stderr.strip().splitlines()) == 3
     assert tree(tmp_path) == before
 
+
+
+# ---------------------------------------------------------------- names and messages as text
+
+async def cli_anywhere(argv: list[str]) -> tuple[int, str, str]:
+    """``run`` in a subprocess (it wants the main thread for its signal handlers), other
+    commands in-process in a worker thread (the simulator runs on this loop)."""
+    if argv[0] == "run":
+        result = await anyio.run_process(cli_command(*argv), check=False)
+        return result.returncode, result.stdout.decode(), result.stderr.decode()
+    return await anyio.to_thread.run_sync(cli, argv)
+
+
+MARKUP_REPORTS = ["Daily [/bold] summary", "[red]Red[/red] report",
+                  "[link=http://e.x]y[/link] :ok:", "back\\[/] slash"]
+
+
+@pytest.mark.anyio
+async def test_markup_in_names_is_printed_as_text_by_every_command(
+    tmp_path: Path, secrets_env: None
+) -> None:
+    """Rich markup in a workspace or report name must neither crash a table (a stray
+    closing tag) nor be rendered (colours, links): every command prints names as typed."""
+    workspaces = [{"name": "ws [red]", "app_id": "MARK1", "reports": MARKUP_REPORTS}]
+    path = tmp_path / "backfill.toml"
+    path.write_text(config_text(workspaces=workspaces))  # type: ignore[arg-type]
+    async with run_simulator(load_config(path), today=TODAY) as sim:
+        path.write_text(config_text(workspaces=workspaces,  # type: ignore[arg-type]
+                                    base_url=sim.base_url))
+        outputs = {}
+        for argv in (["plan", str(path), "--today", TODAY.isoformat()],
+                     ["run", str(path), "--today", TODAY.isoformat(), "--no-progress"],
+                     ["status", str(path)], ["status", str(path), "--grid"],
+                     ["verify", str(path)]):
+            code, out, err = await cli_anywhere(argv)
+            assert code == 0 and "Traceback" not in err, f"{argv[0]}: {err}"
+            outputs[argv[0] + ("-grid" if "--grid" in argv else "")] = out + err
+    for name in MARKUP_REPORTS:
+        assert name in outputs["plan"], name
+    for command in ("plan", "run", "status"):
+        assert "ws [red]" in outputs[command], command
+    assert "ws [red] / Daily [/bold] summary" in outputs["status-grid"]
+
+
+def _message_server(message: str) -> web.Application:
+    """Every request: 400 with the vendor's JSON error body carrying ``message``."""
+
+    async def handle(request: web.Request) -> web.Response:
+        body = {"error": {"attribute": "", "message": message, "type": "BAD REQUEST",
+                          "request_id": "rid-[/i]\x1b[2J"}}
+        return web.json_response(body, status=400)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    return app
+
+
+@pytest.mark.anyio
+async def test_a_server_message_is_stored_and_printed_as_plain_text(
+    tmp_path: Path, secrets_env: None
+) -> None:
+    """The 400 message is the server's text: a stray markup tag or a terminal escape in it
+    must not crash ``status`` nor reach the terminal."""
+    message = "not yet [/bold] \x1b]0;owned\x07\x1b[31mred"
+    runner = web.AppRunner(_message_server(message), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        path = tmp_path / "backfill.toml"
+        path.write_text(config_text(base_url=f"http://127.0.0.1:{port}").replace(
+            'start = "-7d"', 'start = "today"'))
+        code, out, err = await cli_anywhere(
+            ["run", str(path), "--today", TODAY.isoformat(), "--no-progress", "-vv"])
+    finally:
+        await runner.cleanup()
+    assert code == 0 and "Traceback" not in err, err
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    code, out, err = await anyio.to_thread.run_sync(cli, ["status", str(path)])
+    assert code == 0 and "Traceback" not in err, err
+    assert "not yet [/bold]" in out and "\x1b" not in out + err
+    (rec,) = load_manifest(tmp_path / "out" / "manifest.jsonl")
+    assert rec.status is Status.PENDING and rec.error and rec.error.startswith("not yet [/bold]")
+    assert rec.error.isprintable() and (rec.request_id or "").isprintable()
