@@ -25,7 +25,16 @@ from typing import Any
 import pendulum
 
 from .errors import ConfigError
-from .naming import DATA_CENTERS, DEFAULT_LAYOUT, check_layout, layout_fields, safe_component
+from .naming import (
+    DATA_CENTERS,
+    DEFAULT_LAYOUT,
+    TEMP_SUFFIX,
+    check_layout,
+    layout_fields,
+    render_path,
+    report_filename,
+    safe_component,
+)
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 GIB = 1024**3
@@ -484,6 +493,9 @@ def parse_config(
     manifest = (
         _path(base, _str(p, "[run]", run_t, "manifest", "")) if "manifest" in run_t else None
     )
+    if manifest is not None and manifest.name.endswith(TEMP_SUFFIX):
+        p.add("[run]", "manifest", f"must not end in '{TEMP_SUFFIX}' (partial downloads do; "
+              "a run deletes them)")
     layout = _str(p, "[run]", run_t, "layout", DEFAULT_LAYOUT)
     problem = check_layout(layout)
     if problem:
@@ -567,9 +579,33 @@ def parse_config(
         p.add("[run]", "layout", f"{layout!r}: must contain {{workspace}} or {{app_id}} when "
               "several workspaces are configured, so their files stay apart")
 
+    if not p.lines:
+        _one_path_per_file(p, layout, workspaces)
     if p.lines:
         raise ConfigError(p.lines)
     return Config(path=path, run=run, http=http, retry=retry, workspaces=tuple(workspaces))
+
+
+def _one_path_per_file(p: _Problems, layout: str, workspaces: list[Workspace]) -> None:
+    """Two (workspace, report) pairs whose files the layout puts on one path would
+    overwrite each other: refuse. Only the date varies within a pair, so rendering one
+    date per pair finds every clash between two files of the same date."""
+    day = date(2000, 1, 3)
+    seen: dict[str, str] = {}
+    for ws in workspaces:
+        for report in ws.reports:
+            try:
+                rel = str(render_path(layout, workspace=ws.name, app_id=ws.app_id,
+                                      report=report.name, day=day,
+                                      filename=report_filename(report.name, day)))
+            except ValueError:
+                continue  # an unsafe layout is refused by check_layout
+            label = f"workspace {ws.name!r} report {report.name!r}"
+            other = seen.setdefault(rel, label)
+            if other != label:
+                p.add("[run]", "layout", f"{layout!r}: {other} and {label} would be saved to "
+                      f"the same file (for 2000-01-03: {rel})")
+                return
 
 
 def load_config(

@@ -25,6 +25,9 @@ DEFAULT_LAYOUT = "{workspace}/{report}/{filename}"
 API_PATH = "/campaign_reports/rest_api"
 # Most file systems cap a name at 255 bytes; leave room for ".part".
 _MAX_COMPONENT_BYTES = 200
+# storage.PART_SUFFIX: a run starts by deleting every file ending in it (downloads a crash
+# cut short), so no final file name may end in it.
+TEMP_SUFFIX = ".part"
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\:*?\"<>|]")  # C0, DEL, C1, separators, ...
 
 
@@ -144,4 +147,7 @@ def render_path(
     if rel.is_absolute() or not rel.parts or any(p in ("..", ".", "") for p in rel.parts):
         raise ValueError(f"layout {layout!r} produced an unsafe path")
     # Several values in one component ("{workspace}-{report}") can still be too long.
-    return PurePosixPath(*(_fit(p, p) for p in rel.parts))
+    parts = [_fit(p, p) for p in rel.parts]
+    if parts[-1].endswith(TEMP_SUFFIX):  # 'Weekly.part', '{filename}.part'
+        parts[-1] = _fit(parts[-1] + "_", parts[-1] + "_")
+    return PurePosixPath(*parts)

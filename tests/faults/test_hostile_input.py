@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import anyio
 import pytest
@@ -426,3 +427,61 @@ async def test_a_server_message_is_stored_and_printed_as_plain_text(
     (rec,) = load_manifest(tmp_path / "out" / "manifest.jsonl")
     assert rec.status is Status.PENDING and rec.error and rec.error.startswith("not yet [/bold]")
     assert rec.error.isprintable() and (rec.request_id or "").isprintable()
+
+
+# ---------------------------------------------------------------- names that look like ours
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("layout", "report"), [
+    ("{date}-{report}", "Weekly.part"),  # a report name ending like a partial download
+    ("{workspace}/{filename}.part", "Daily campaign summary"),  # a layout doing the same
+])
+async def test_a_completed_file_never_looks_like_a_partial_download(
+    tmp_path: Path, layout: str, report: str
+) -> None:
+    """Every run starts by sweeping '*.part' files (downloads cut short by a crash). A
+    completed file named like one would be deleted by the next run: lost, while the
+    manifest still says completed."""
+    from .conftest import make_config, pointed_at
+
+    config = make_config(tmp_path, [{"name": "acme", "app_id": "ACME01", "reports": [report]}],
+                         run={"start": "-2d", "layout": layout})
+    async with run_simulator(config, today=TODAY) as sim:
+        cfg = pointed_at(config, sim.base_url)
+        await run_engine(cfg)
+        await run_engine(cfg)  # the sweep of the second run must spare completed files
+        got = check_promise(cfg, sim)
+        assert len(got[Status.COMPLETED]) == 3
+        assert not any(r.path and r.path.endswith(".part") for r in got[Status.COMPLETED])
+
+
+def test_a_manifest_named_like_a_partial_download_is_refused(tmp_path: Path) -> None:
+    from backfill.naming import TEMP_SUFFIX
+    from backfill.storage import PART_SUFFIX
+
+    assert TEMP_SUFFIX == PART_SUFFIX  # naming avoids exactly what storage sweeps
+    path = tmp_path / "backfill.toml"
+    path.write_text(config_text().replace('output_dir = "out"',
+                                          'output_dir = "out"\nmanifest = "out/journal.part"'))
+    for code, _, err in plan_and_dry_run(path):
+        assert_clear_error(code, err, path, "manifest", ".part")
+
+
+@pytest.mark.parametrize(("layout", "workspaces"), [
+    ("{workspace}-{app_id}/{filename}", [{"name": "a-b", "app_id": "c"},
+                                         {"name": "a", "app_id": "b-c"}]),
+    ("{workspace}{report}/{date}", [{"name": "ab", "app_id": "A1", "reports": ["c"]},
+                                    {"name": "a", "app_id": "A2", "reports": ["bc"]}]),
+    ("{app_id}/{report}/{date}", [{"name": "x", "app_id": "A/1"}, {"name": "y", "app_id": "A_1"}]),
+])
+def test_a_layout_that_puts_two_files_on_one_path_is_refused(
+    tmp_path: Path, layout: str, workspaces: list[dict[str, Any]]
+) -> None:
+    """Two (workspace, report) pairs rendered to one path would overwrite each other (or
+    race on one .part file): refused before anything runs, naming both."""
+    path = tmp_path / "backfill.toml"
+    path.write_text(config_text(layout=layout, workspaces=workspaces))
+    for code, _, err in plan_and_dry_run(path):
+        assert_clear_error(code, err, path, "layout")
+    if "A/1" not in str(workspaces):
+        assert "same file" in err
