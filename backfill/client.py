@@ -131,7 +131,8 @@ class Client:
                 resp = await self._session.get(
                     URL(current, encoded=True), headers=sent, allow_redirects=False
                 )
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+                # ValueError: a URL or header aiohttp will not send (fails this file only)
                 raise translate(exc, current) from exc
             if resp.status in REDIRECTS:
                 location = resp.headers.get("Location")
@@ -158,13 +159,21 @@ class Client:
         path = urlsplit(first).path
         if not location:
             raise RedirectError(f"redirect without Location for {path}")
-        target = urljoin(current, location)
-        if urlsplit(target).scheme not in ("http", "https"):
+        try:  # a bad port or IPv6 literal raises ValueError: one file fails, not the run
+            target = urljoin(current, location)
+            parts = urlsplit(target)
+            there = origin(target)
+        except ValueError:
+            raise RedirectError(f"redirect to an invalid URL for {path}") from None
+        if parts.scheme not in ("http", "https"):
             raise RedirectError(f"redirect to a non-http URL for {path}")
+        if parts.username is not None or parts.password is not None:
+            # aiohttp would turn them into an Authorization header (or refuse ours)
+            raise RedirectError(f"redirect with credentials in the URL refused for {path}")
         if target in seen:
             raise RedirectError(f"redirect loop for {path}")
         seen.add(target)
-        here, there = origin(current), origin(target)
+        here = origin(current)
         if here[0] == "https" and there[0] == "http":
             raise RedirectError(f"redirect from https to http refused for {path}")
         if here != there:

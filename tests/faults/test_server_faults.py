@@ -373,13 +373,19 @@ HERE = "https://api-01.moengage.com/campaign_reports/rest_api/ACME01/R_20261127.
     ("http://evil.example/x", "https to http"),
     ("https://evil.example/x", "another origin"),
     ("//evil.example/x", "another origin"),
-    ("https://api-01.moengage.com@evil.example/x", "another origin"),
+    ("https://api-01.moengage.com@evil.example/x", "credentials in the URL"),
     ("https://api-01.moengage.com:8443/x", "another origin"),
     ("ftp://api-01.moengage.com/x", "non-http"),
     ("javascript:alert(1)", "non-http"),
     (HERE, "loop"),
     (None, "without Location"),
     ("", "without Location"),
+    # aiohttp raises ValueError on these: one file's bad redirect must not end the run
+    ("https://user:pass@api-01.moengage.com/x", "credentials in the URL"),
+    ("https://:pass@api-01.moengage.com/x", "credentials in the URL"),
+    ("https://[::1/x", "invalid URL"),
+    ("https://api-01.moengage.com:99999/x", "invalid URL"),
+    ("https://api-01.moengage.com:-1/x", "invalid URL"),
 ])
 def test_refused_redirects(location: str | None, problem: str) -> None:
     client = Client(HttpSettings(), limit=1, limit_per_host=1)
@@ -428,3 +434,43 @@ async def test_no_request_ever_reaches_age_8(tmp_path: Path) -> None:
         assert len(got[Status.EXPIRED]) == len(expired) == 2 * 33
         finished = [e for e in out.events if isinstance(e, FileFinished) and e.fetched]
         assert len(finished) == 16
+
+
+def _redirecting_app(location: str) -> web.Application:
+    """302 to ``location`` (PORT: this server's port); '?hop' answers a valid empty zip."""
+
+    async def handle(request: web.Request) -> web.Response:
+        if "hop" in request.query:
+            return web.Response(body=b"PK\x05\x06" + b"\0" * 18)
+        return web.Response(status=302, headers={
+            "Location": location.replace("PORT", str(request.url.port))})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    return app
+
+
+@pytest.mark.parametrize(("location", "status"), [
+    ("http://user:pass@127.0.0.1:PORT/x?hop=1", Status.FAILED),
+    ("http://[::1/x", Status.FAILED),
+    ("http://127.0.0.1:99999/x", Status.FAILED),
+    ("/x?hop=1", Status.COMPLETED),
+])
+async def test_a_malformed_redirect_fails_one_file_not_the_run(
+    tmp_path: Path, location: str, status: Status
+) -> None:
+    config = config_for(tmp_path, run={"start": "-1d", "end": "-1d"})
+    runner = web.AppRunner(_redirecting_app(location), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        cfg = pointed_at(config, f"http://127.0.0.1:{port}")
+        with anyio.fail_after(30):
+            out = await run_engine(cfg)
+    finally:
+        await runner.cleanup()
+    assert {r.status for r in out.records.values()} == {status}
+    if status is Status.FAILED:
+        assert {r.error for r in out.records.values()} == {"redirect refused"}
