@@ -72,7 +72,8 @@ class Reply:
         try:
             raw = await self._resp.content.read(limit)
             doc = json.loads(raw) if raw else None
-        except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+        # RecursionError: '[[[[…' nested deeper than the parser goes
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError, RecursionError):
             return None, None
         err = doc.get("error") if isinstance(doc, dict) else None
         if not isinstance(err, dict):

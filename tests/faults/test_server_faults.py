@@ -474,3 +474,36 @@ async def test_a_malformed_redirect_fails_one_file_not_the_run(
     assert {r.status for r in out.records.values()} == {status}
     if status is Status.FAILED:
         assert {r.error for r in out.records.values()} == {"redirect refused"}
+
+
+def _raw_400_app(body: bytes) -> web.Application:
+    async def handle(request: web.Request) -> web.Response:
+        return web.Response(status=400, body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    return app
+
+
+@pytest.mark.parametrize("body", [b"[" * 60_000, b'{"error": ' * 20_000, b"\xff\xfe{",
+                                  b'{"error": {"message": 12, "request_id": [1]}}', b"null"],
+                         ids=["deep-array", "deep-object", "not-utf8", "odd-types", "null"])
+async def test_a_hostile_400_body_is_only_a_missing_file(tmp_path: Path, body: bytes) -> None:
+    """The 400 body is parsed for the vendor's message: whatever it holds (nesting deep
+    enough to exhaust the parser's recursion, bytes that are not text), the file is
+    classified by its age and the run goes on."""
+    config = config_for(tmp_path, run={"start": "-7d", "end": "-6d"})
+    runner = web.AppRunner(_raw_400_app(body), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        cfg = pointed_at(config, f"http://127.0.0.1:{port}")
+        with anyio.fail_after(30):
+            out = await run_engine(cfg)
+    finally:
+        await runner.cleanup()
+    statuses = sorted(r.status.value for r in out.records.values())
+    assert statuses == ["expired"] * 2 + ["missing"] * 2
+    assert out.summary.exit_code == 0
