@@ -17,6 +17,7 @@ import contextlib
 import io
 import os
 import socket
+import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,7 +59,7 @@ concurrency = 8
 [http]
 connect_timeout_s = 1
 read_timeout_s = 0.3
-file_timeout_s = 0.8
+file_timeout_s = 0.5
 cross_origin_redirects = "{redirects}"
 
 [retry]
@@ -145,7 +146,16 @@ LOG_MODES = {
 }
 
 SCENARIOS = ["mixed-faults", "unauthorized", "redirect-strip", "outage", "timeouts",
-             "unusable-output", "config-error-inline-keys"]
+             "disk-full", "unusable-output", "config-error-inline-keys"]
+
+# A full disk as the program sees it: writes past RLIMIT_FSIZE fail with EFBIG.
+LIMITED = """\
+import os, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+_, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), hard))
+os.execv(sys.executable, [sys.executable, "-m", "backfill", *sys.argv[2:]])
+"""
 
 
 @pytest.mark.parametrize("log_mode", list(LOG_MODES))
@@ -160,6 +170,7 @@ async def test_no_secret_in_any_output(tmp_path: Path, scenario: str, log_mode: 
     async with run_simulator(load_config(probe, env=sim_env), today=TODAY) as other, \
             run_simulator(load_config(probe, env=sim_env), today=TODAY, seed=5) as sim:
         keys, redirects, extra, run_args, threshold = BY_ENV, "refuse", "", [], 5
+        wrap = cli_command()
         f = sim.faults
         if scenario == "mixed-faults":
             for name, rate in [("rate_429", 0.08), ("rate_500", 0.06), ("rate_503", 0.06),
@@ -182,6 +193,9 @@ async def test_no_secret_in_any_output(tmp_path: Path, scenario: str, log_mode: 
                           if t.kind is Kind.FETCHABLE)
             f.first_n = [FirstN(always, 99, "drip")]  # one file times out every time
             threshold = 1000  # the breaker would probe one timeout at a time: slow
+        elif scenario == "disk-full":  # report bodies larger than any file may grow
+            f.size = 96 * 1024
+            wrap = [sys.executable, "-c", LIMITED, str(64 * 1024)]
         elif scenario == "unusable-output":
             (tmp_path / "out").write_text("a file where the output directory should be\n")
         elif scenario == "config-error-inline-keys":
@@ -193,8 +207,8 @@ async def test_no_secret_in_any_output(tmp_path: Path, scenario: str, log_mode: 
         log = tmp_path / "logs" / "backfill.log"
         with anyio.fail_after(60):
             result = await anyio.run_process(
-                cli_command("run", str(path), "--today", TODAY.isoformat(), "--no-progress",
-                            "--log-file", str(log), *LOG_MODES[log_mode], *run_args),
+                [*wrap, "run", str(path), "--today", TODAY.isoformat(), "--no-progress",
+                 "--log-file", str(log), *LOG_MODES[log_mode], *run_args],
                 check=False, env=env)
         if scenario == "outage":
             await sim.end_outage()
@@ -221,6 +235,8 @@ async def test_no_secret_in_any_output(tmp_path: Path, scenario: str, log_mode: 
     assert not found, "\n".join(found)
     if scenario == "unauthorized":  # the failure is reported, only without the keys
         assert b"auth" in result.stdout + result.stderr
+    if scenario == "disk-full":
+        assert "disk full" in stderr
 
 
 # ---------------------------------------------------------------- the client's errors
