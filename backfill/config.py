@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pendulum
 
@@ -335,6 +336,22 @@ def _path(base: Path, value: str) -> Path:
     return path if path.is_absolute() else base / path
 
 
+def _url_problem(url: str) -> str | None:
+    """Why requests could not be sent to ``url`` (a base URL), or None."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError when out of range
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http(s) URL"
+    if parts.username is not None or parts.password is not None:
+        return "must not hold credentials (user:password@)"
+    if parts.query or parts.fragment or "#" in url or any(c.isspace() for c in url):
+        return "must be a plain URL: no query, fragment or spaces"
+    return None
+
+
 def _reports(p: _Problems, where: str, value: Any) -> tuple[Report, ...]:
     if not isinstance(value, list):
         p.add(where, "reports", f"must be a list of report names, got {value!r}")
@@ -456,7 +473,12 @@ def _workspace(
             p.add(at("base_url"), "base_url", f"must be an http(s) URL, got {base!r}")
             base = None
         else:
+            raw_base = base
             base = _interpolate(p, at("base_url"), "base_url", base, env)
+            problem = _url_problem(base) if env is not None or "${" not in raw_base else None
+            if problem:
+                p.add(at("base_url"), "base_url", f"{problem}, got {raw_base!r}")
+                base = None
 
     reports = _reports(p, at("reports"), merged.get("reports", []))
     return Workspace(

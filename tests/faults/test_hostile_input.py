@@ -485,3 +485,27 @@ def test_a_layout_that_puts_two_files_on_one_path_is_refused(
         assert_clear_error(code, err, path, "layout")
     if "A/1" not in str(workspaces):
         assert "same file" in err
+
+
+@pytest.mark.parametrize(("base_url", "problem"), [
+    ("http://127.0.0.1:99999", "not a valid URL"),
+    ("http://[::1", "not a valid URL"),
+    ("http://user:pass@127.0.0.1:9", "credentials"),
+    ("http://127.0.0.1:9/prefix?q=1", "no query"),
+    ("http://127.0.0.1:9/#frag", "no query"),
+    ("http://exa mple.com", "spaces"),
+])
+def test_a_base_url_that_cannot_be_requested_is_refused(
+    tmp_path: Path, base_url: str, problem: str, secrets_env: None
+) -> None:
+    """Caught at load time, not as a traceback when the run starts (a bad port) nor as
+    every file failing (credentials aiohttp refuses next to ours)."""
+    path = tmp_path / "backfill.toml"
+    path.write_text(config_text(base_url=base_url))
+    before = tree(tmp_path)
+    # (--max-outage bounds the run should the URL be accepted and found unreachable)
+    for argv in (["run", str(path), "--today", TODAY.isoformat(), "--max-outage", "0.1"],
+                 ["run", str(path), "--dry-run"]):
+        code, _, err = cli(argv)
+        assert_clear_error(code, err, path, "base_url", problem)
+    assert tree(tmp_path) == before
