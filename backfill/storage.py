@@ -9,13 +9,17 @@ always means "the whole, verified body is on disk".
 Small bodies (up to ``chunk_size``, 256 KiB by default) are buffered, then checked and
 hashed on the event loop (when they inflate to at most 1 MiB: microseconds, less than a
 thread hop) and made durable by a *group commit*: whatever bodies are waiting go to one
-worker thread together, which writes, fsyncs and renames each file, then fsyncs each
-directory once for the whole batch — the order per file is unchanged (data fsynced,
-renamed, directory fsynced, and only then returned). One thread hop per batch instead
-of one per file, and few threads contending for the GIL with the event loop, whose
-socket calls would otherwise wait for it. Larger bodies are written chunk by chunk,
-hashed in the same thread hop as each write, so memory stays at about ``chunk_size``
-per download whatever the file size.
+worker thread together, which writes every file, makes their data durable, renames them,
+then makes the new names durable — the order per file is unchanged (data on disk, then
+renamed, then the name on disk, and only then returned). Data and names are made
+durable with one ``syncfs`` each per batch on Linux ≥ 5.8 (one journal commit and
+device flush for the batch instead of two per file, which on a virtual disk cost
+~0.35 ms and ~0.1-0.4 ms of CPU each), else with an fsync per file and one per
+directory per batch; a batch of one file always takes the fsyncs. One thread hop per
+batch instead of one per file, and a single thread (``commit_threads``) contending for
+the GIL with the event loop, whose socket calls would otherwise wait for it. Larger
+bodies are written chunk by chunk, hashed in the same thread hop as each write, so
+memory stays at about ``chunk_size`` per download whatever the file size.
 
 Errors: a body that is too large raises :class:`BodyTooLarge`; a truncated body or one
 that is not a readable zip raises :class:`InvalidBody`; the local disk failing raises
@@ -26,11 +30,14 @@ the chunk iterator itself pass through unchanged.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import hashlib
 import io
 import os
+import platform
 import stat
+import sys
 import threading
 import zipfile
 from collections.abc import AsyncIterable, Callable
@@ -122,6 +129,35 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _syncfs_function() -> Callable[[int], None] | None:
+    """``syncfs(fd)`` from the C library on Linux ≥ 5.8, else None.
+
+    Older kernels do not report writeback errors to syncfs, so a failed write could go
+    unnoticed: there, and where the call does not exist, files are fsynced one by one.
+    """
+    if sys.platform != "linux":
+        return None
+    try:
+        major, minor = (int(x) for x in platform.release().split(".")[:2])
+    except ValueError:
+        return None
+    if (major, minor) < (5, 8):
+        return None
+    try:
+        func = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int]
+    func.restype = ctypes.c_int
+
+    def syncfs(fd: int) -> None:
+        if func(fd) != 0:  # the GIL is released during the call (a CDLL, not a PyDLL)
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    return syncfs
 
 
 def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
@@ -280,7 +316,8 @@ class Storage:
         *,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
-        commit_threads: int = 2,
+        commit_threads: int = 1,
+        syncfs: bool = True,
     ) -> None:
         if max_file_bytes < 0:
             raise ValueError("max_file_bytes must be >= 0")
@@ -293,6 +330,7 @@ class Storage:
         self._inside_dirs: set[PurePosixPath] = set()
         self._dir_lock = threading.Lock()
         self._group = _GroupCommit(self._commit_batch, commit_threads)
+        self._syncfs = _syncfs_function() if syncfs else None
 
     # ------------------------------------------------------------------------ paths
 
@@ -427,9 +465,16 @@ class Storage:
         return Stored(r.final, r.total, job.sha256)
 
     def _commit_batch(self, jobs: list[_Job]) -> None:
-        """In a worker thread: each file written, fsynced and renamed; then each directory
-        fsynced once. A job's error is kept in the job (its .part removed), never raised."""
-        renamed: list[_Job] = []
+        """In a worker thread: every file written and its data made durable, then renamed,
+        then the new names made durable. A job's error is kept in the job (its .part
+        removed), never raised.
+
+        Durable: one ``syncfs`` per file system for the whole batch where the kernel has
+        it (Linux ≥ 5.8, which reports writeback errors to it), else an fsync per file
+        and one per directory. Either way no file is renamed before its data is on disk,
+        and nothing returns before the renames are.
+        """
+        written: list[_Job] = []
         for job in jobs:
             r = job.received
             try:
@@ -440,22 +485,57 @@ class Storage:
                     job.sha256 = hashlib.sha256(r.tail).hexdigest()
                 self._open_part(r.part)
                 _write_all(r.part.fd, r.tail)
-                os.fsync(r.part.fd)
-                r.part.close()
-                self._check_link(r.rel, r.final)
-                os.replace(r.part.path, r.final)
             except Exception as exc:  # InvalidBody, OSError: this file only
                 job.error = exc
                 _discard(r.part)
             else:
-                renamed.append(job)
-        for directory in {job.received.final.parent for job in renamed}:
-            try:
-                _fsync_dir(directory)
-            except OSError as exc:
-                for job in renamed:
-                    if job.received.final.parent == directory:
-                        job.error = exc
+                written.append(job)
+        grouped = self._syncfs is not None and len(written) > 1
+        try:
+            if grouped:
+                self._sync_filesystems(written)
+            renamed: list[_Job] = []
+            for job in written:
+                r = job.received
+                try:
+                    if not grouped:
+                        os.fsync(r.part.fd)
+                    self._check_link(r.rel, r.final)
+                    os.replace(r.part.path, r.final)
+                except Exception as exc:
+                    job.error = exc
+                    _discard(r.part)
+                else:
+                    renamed.append(job)
+            if grouped:
+                self._sync_filesystems(renamed)
+            else:
+                for directory in {job.received.final.parent for job in renamed}:
+                    try:
+                        _fsync_dir(directory)
+                    except OSError as exc:
+                        for job in renamed:
+                            if job.received.final.parent == directory:
+                                job.error = exc
+        except OSError as exc:  # a syncfs failed: nothing of this batch is known durable
+            for job in written:
+                if job.error is None:
+                    job.error = exc
+                    _discard(job.received.part)
+        finally:
+            for job in written:
+                job.received.part.close()
+
+    def _sync_filesystems(self, jobs: list[_Job]) -> None:
+        """syncfs once for each file system the jobs' open files are on."""
+        assert self._syncfs is not None
+        seen: set[int] = set()
+        for job in jobs:
+            fd = job.received.part.fd
+            dev = os.fstat(fd).st_dev
+            if dev not in seen:
+                seen.add(dev)
+                self._syncfs(fd)
 
     async def _in_thread(
         self, final: Path, func: Callable[[Unpack[_Ts]], _T], *args: *_Ts

@@ -112,7 +112,7 @@ async def test_concurrent_small_files_share_thread_hops_and_directory_fsyncs(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    storage = Storage(tmp_path, commit_threads=1)
+    storage = Storage(tmp_path, commit_threads=1, syncfs=False)
     bodies = {PurePosixPath(f"ws-{i % 2}/r_{i:02d}.zip"): make_zip(1000 + i) for i in range(40)}
     stored: dict[PurePosixPath, Stored] = {}
 
@@ -132,6 +132,77 @@ async def test_concurrent_small_files_share_thread_hops_and_directory_fsyncs(
     assert set(dir_syncs) == dirs
     for rel, body in bodies.items():
         assert stored[rel].sha256 == hashlib.sha256(body).hexdigest()
+
+
+@pytest.mark.anyio
+async def test_a_batch_syncs_its_data_before_any_rename_and_the_names_before_returning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With syncfs, a batch is: all written, one syncfs, all renamed, one syncfs; no save
+    returns before its batch has ended. (syncfs itself is stubbed: this is about order.)"""
+    events: list[str] = []
+    storage = Storage(tmp_path, commit_threads=1)
+    storage._syncfs = lambda fd: events.append("syncfs")
+    real_batch = storage._commit_batch
+
+    def batch(jobs: list[Any]) -> None:
+        events.append(f"begin {len(jobs)}")
+        real_batch(jobs)
+        events.append("end")
+
+    storage._group._run_batch = batch
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+    async def one(i: int) -> None:
+        await storage.save(PurePosixPath(f"ws/f{i}.zip"), chunked(make_zip()),
+                           expected_length=None)
+        assert events[-1] == "end"  # its batch is over
+
+    async with anyio.create_task_group() as tg:
+        for i in range(12):
+            tg.start_soon(one, i)
+    text = " | ".join(events).split(" | end")
+    grouped = [b for b in text if "begin 1 " not in b + " " and b.strip(" |")]
+    assert grouped  # 12 saves at once: at least one batch of several files
+    for b in grouped:
+        n = int(b.split("begin ")[1].split(" ")[0])
+        assert b.strip(" |") == " | ".join([f"begin {n}", "syncfs", *["rename"] * n, "syncfs"])
+    assert leftovers(tmp_path) == sorted(f"ws/f{i}.zip" for i in range(12))
+
+
+@pytest.mark.anyio
+async def test_a_failed_syncfs_fails_its_batch_and_leaves_no_part(tmp_path: Path) -> None:
+    storage = Storage(tmp_path, commit_threads=1)
+
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    storage._syncfs = broken
+    errors: list[BaseException] = []
+    gate = anyio.Event()
+
+    async def one(i: int) -> None:
+        await gate.wait()
+        try:
+            await storage.save(PurePosixPath(f"ws/f{i}.zip"), chunked(make_zip()),
+                               expected_length=None)
+        except StorageError as exc:
+            errors.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(6):
+            tg.start_soon(one, i)
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
+    # a lone file is fsynced (syncfs is for batches); the others failed, renamed or not
+    assert errors and all("I/O error" in str(e) for e in errors)
+    assert not [p for p in leftovers(tmp_path) if p.endswith(".part")]
 
 
 @pytest.mark.anyio
