@@ -18,6 +18,7 @@ keeps dispatch fair and roughly oldest-first across workspaces.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from collections.abc import Callable, Iterator, Sequence
@@ -30,7 +31,14 @@ import anyio
 from .client import Client
 from .clock import Clock
 from .config import Config, DateSpec, Workspace
-from .errors import OutputDirError, RemoteError, RequestTimeout, StorageError, first_error
+from .errors import (
+    ConfigError,
+    OutputDirError,
+    RemoteError,
+    RequestTimeout,
+    StorageError,
+    first_error,
+)
 from .events import (
     Event,
     FileFinished,
@@ -44,7 +52,7 @@ from .events import (
 )
 from .limits import AdaptiveLimiter, BreakerSettings, CircuitBreaker, OutageTooLong, RateLimiter
 from .manifest import ManifestLock, ManifestState, ManifestWriter, Record, Status, load_manifest
-from .naming import base_url, origin, render_path, report_url
+from .naming import TEMP_SUFFIX, base_url, origin, render_path, report_url
 from .planner import Kind, Task, Window, requestable, todays, windows
 from .planner import tasks as plan_tasks
 from .policy import Action, Decision, HttpReply, decide_error, decide_reply, rerun
@@ -106,6 +114,9 @@ class Backfill:
         self.manifest_path = (
             self.options.manifest or run.manifest or self.output_dir / "manifest.jsonl"
         )
+        if self.manifest_path.name.endswith(TEMP_SUFFIX):
+            raise ConfigError(f"--manifest {self.manifest_path}: must not end in "
+                              f"'{TEMP_SUFFIX}' (the stale-download sweep would delete it)")
         self.concurrency = self.options.concurrency or run.concurrency
         self.max_outage_s = (self.options.max_outage_s if self.options.max_outage_s is not None
                              else run.max_outage_s)
@@ -150,7 +161,13 @@ class Backfill:
             except BaseExceptionGroup as group:  # library users get our error, not a group
                 raise first_error(group) from None
             if not summary.interrupted and self._worth_compacting(state):
-                await anyio.to_thread.run_sync(self._compact)
+                try:
+                    await anyio.to_thread.run_sync(self._compact)
+                except (OSError, StorageError) as exc:
+                    # Housekeeping only: the journal is complete as it is.
+                    logging.getLogger("backfill").warning(
+                        "manifest not compacted (%s); the next run tries again",
+                        exc.strerror if isinstance(exc, OSError) else exc)
         return summary
 
     # ------------------------------------------------------------------ internals
@@ -337,16 +354,17 @@ class Backfill:
                                   ws.secret_key.reveal())
         rel = self._rel(task)
         breaker = rt.breaker
-        attempt = 0
+        attempt = 0  # attempts counted against max_attempts (not while the host is paused)
+        made = 0  # requests actually made: what the manifest records as attempts
         while True:
             if rt.stopped:
-                await self._record(rt, task, Status.FAILED, attempts=attempt, reason="auth")
+                await self._record(rt, task, Status.FAILED, attempts=made, reason="auth")
                 return
             try:
                 probe = await breaker.admit()
             except OutageTooLong:
-                await self._record(rt, task, Status.FAILED, attempts=attempt,
-                                   reason=f"outage: {breaker.host} unreachable for more than "
+                await self._record(rt, task, Status.FAILED, attempts=made,
+                                   reason=f"outage: {breaker.host} failing for more than "
                                           f"{self.max_outage_s:g} s")
                 return
             outcome: Stored | HttpReply | RemoteError | None
@@ -362,6 +380,7 @@ class Backfill:
                     breaker.abandon_probe()
                 continue
             attempt += 1
+            made += 1
 
             if isinstance(outcome, Stored):
                 rt.tally.answered += 1
@@ -369,7 +388,7 @@ class Backfill:
                 rt.auth_streak = 0
                 rt.limiter.succeeded()
                 await self._record(rt, task, Status.COMPLETED, stored=outcome, rel=rel,
-                                   attempts=attempt, http_status=200, fetched=True)
+                                   attempts=made, http_status=200, fetched=True)
                 return
             now = self.clock.wall()
             if isinstance(outcome, HttpReply):
@@ -391,7 +410,7 @@ class Backfill:
                 continue
             assert decision.status is not None
             await self._record(
-                rt, task, decision.status, attempts=attempt,
+                rt, task, decision.status, attempts=made,
                 http_status=outcome.status if isinstance(outcome, HttpReply) else None,
                 reason=decision.reason,
                 request_id=outcome.request_id if isinstance(outcome, HttpReply) else None,
