@@ -30,6 +30,7 @@ from .naming import origin
 
 CREDENTIAL_HEADERS = ("Authorization", "Signature", "MOE-APPKEY")
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+READ_BUFSIZE = 1024 * 1024
 
 
 def translate(exc: BaseException, url: str) -> RemoteError:
@@ -60,10 +61,13 @@ class Reply:
     content_length: int | None
     _resp: aiohttp.ClientResponse
 
-    async def chunks(self, size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives: each piece as the socket delivered it (up to 256 KiB),
+        never sliced or joined — no copy on the way to storage."""
         try:
-            async for chunk in self._resp.content.iter_chunked(size):
-                yield chunk
+            async for chunk, _ in self._resp.content.iter_chunks():
+                if chunk:
+                    yield chunk
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise translate(exc, self.url) from exc
 
@@ -111,6 +115,9 @@ class Client:
             raise_for_status=False, trust_env=False,
             # The .zip is served as application/gzip; never let a proxy/encoding layer touch it.
             skip_auto_headers=("Accept-Encoding",),
+            # Buffer up to 1 MiB per connection before pausing the socket (default 64 KiB:
+            # a large body paused and resumed reading every 128 KiB).
+            read_bufsize=READ_BUFSIZE,
         )
         return self
 

@@ -19,7 +19,7 @@ directory per batch; a batch of one file always takes the fsyncs. One thread hop
 batch instead of one per file, and a single thread (``commit_threads``) contending for
 the GIL with the event loop, whose socket calls would otherwise wait for it. Larger
 bodies are written chunk by chunk, hashed in the same thread hop as each write, so
-memory stays at about ``chunk_size`` per download whatever the file size.
+memory stays at about ``write_size`` (1 MiB) per download whatever the file size.
 
 Errors: a body that is too large raises :class:`BodyTooLarge`; a truncated body or one
 that is not a readable zip raises :class:`InvalidBody`; the local disk failing raises
@@ -56,6 +56,7 @@ _Ts = TypeVarTuple("_Ts")
 PART_SUFFIX = ".part"
 DEFAULT_MAX_FILE_BYTES = 2 * 1024**3
 DEFAULT_CHUNK_SIZE = 256 * 1024
+DEFAULT_WRITE_SIZE = 1024 * 1024
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive
 _REASONS = {
     errno.ENOSPC: "disk full",
@@ -160,6 +161,16 @@ def _syncfs_function() -> Callable[[int], None] | None:
     return syncfs
 
 
+def _writev_all(fd: int, chunks: list[bytes]) -> None:
+    views = [memoryview(c) for c in chunks]
+    while views:
+        n = os.writev(fd, views)
+        while views and n >= len(views[0]):
+            n -= len(views.pop(0))
+        if n:
+            views[0] = views[0][n:]
+
+
 def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     view = memoryview(data)
     while view:
@@ -254,7 +265,7 @@ class _GroupCommit:
 _CHECK_ON_LOOP_BYTES = 1024 * 1024  # a zip inflating to this much is checked in microseconds
 
 
-def _quick_zip_problem(data: bytearray) -> str | bool | None:
+def _quick_zip_problem(data: bytes) -> str | bool | None:
     """:func:`_zip_problem` of a body whose members inflate to ≤ 1 MiB, else False."""
     if bytes(data[:4]) not in _ZIP_MAGIC:
         return "not a zip"
@@ -289,7 +300,7 @@ class Received:
     __slots__ = ("final", "hasher", "part", "rel", "tail", "total")
 
     def __init__(self, rel: PurePosixPath, final: Path, part: _Part, hasher: hashlib._Hash,
-                 tail: bytearray, total: int) -> None:
+                 tail: bytes, total: int) -> None:
         self.rel = rel
         self.final = final
         self.part = part
@@ -305,9 +316,10 @@ class Received:
 class Storage:
     """Stores report files under ``root``; see the module docstring for the guarantees.
 
-    ``max_file_bytes`` caps a body (:class:`BodyTooLarge` beyond); ``chunk_size`` is both
-    the small-file threshold and the write size of larger files; ``commit_threads``
-    bounds the worker threads of the small-file group commit.
+    ``max_file_bytes`` caps a body (:class:`BodyTooLarge` beyond); ``chunk_size`` is the
+    small-file threshold; a larger body is written ``write_size`` bytes (default 1 MiB)
+    per thread hop, with one ``writev`` of the chunks as received (no copy to gather
+    them); ``commit_threads`` bounds the worker threads of the small-file group commit.
     """
 
     def __init__(
@@ -316,6 +328,7 @@ class Storage:
         *,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        write_size: int = DEFAULT_WRITE_SIZE,
         commit_threads: int = 1,
         syncfs: bool = True,
     ) -> None:
@@ -326,6 +339,7 @@ class Storage:
         self.root = Path(root).absolute()
         self.max_file_bytes = max_file_bytes
         self.chunk_size = chunk_size
+        self.write_size = max(write_size, chunk_size)
         self._durable_dirs: set[Path] = set()
         self._inside_dirs: set[PurePosixPath] = set()
         self._dir_lock = threading.Lock()
@@ -410,8 +424,9 @@ class Storage:
         if expected_length is not None and expected_length > limit:
             raise BodyTooLarge(f"body of {expected_length} bytes exceeds the {limit}-byte limit")
         hasher = hashlib.sha256()
-        buf = bytearray()
-        total = 0
+        held: list[bytes] = []  # chunks not written yet: referenced, not copied
+        held_len = total = 0
+        threshold = self.chunk_size  # then write_size, once the body turned out large
         try:
             async for chunk in chunks:
                 total += len(chunk)
@@ -421,12 +436,15 @@ class Storage:
                     raise InvalidBody(
                         f"length mismatch: more than the {expected_length} bytes announced"
                     )
-                buf += chunk
-                if len(buf) >= self.chunk_size:
-                    data, buf = buf, bytearray()
-                    await self._in_thread(final, self._write_chunk, part, hasher, data)
+                held.append(chunk)
+                held_len += len(chunk)
+                if held_len >= threshold:
+                    data, held, held_len = held, [], 0
+                    threshold = self.write_size
+                    await self._in_thread(final, self._write_chunks, part, hasher, data)
             if expected_length is not None and total != expected_length:
                 raise InvalidBody(f"truncated: got {total} of {expected_length} bytes")
+            buf = held[0] if len(held) == 1 else b"".join(held)
         except BaseException:
             _discard(part)
             aclose = getattr(chunks, "aclose", None)
@@ -552,11 +570,14 @@ class Storage:
             part.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
         )
 
-    def _write_chunk(self, part: _Part, hasher: hashlib._Hash, data: bytearray) -> None:
+    def _write_chunks(self, part: _Part, hasher: hashlib._Hash, data: list[bytes]) -> None:
         if part.fd < 0:
             self._open_part(part)
-        hasher.update(data)
-        _write_all(part.fd, data)
+        if len(data) > 64:  # many tiny chunks (a drip): one buffer, within IOV_MAX
+            data = [b"".join(data)]
+        for chunk in data:
+            hasher.update(chunk)
+        _writev_all(part.fd, data)
 
     def _finish(self, r: Received) -> Stored:
         part = r.part
