@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import anyio
 
 from . import __version__
+from .argtypes import day, positive_int, seconds
 from .config import Config, DateSpec, load_config
 from .errors import BackfillError, ConfigError, first_error
 from .planner import WorkspacePlan, summarize, todays, windows
@@ -46,15 +47,6 @@ def _date_arg(text: str) -> DateSpec:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _day_arg(text: str) -> date:
-    try:  # fromisoformat alone would also take '20261127' and '2026-W48-5'
-        if len(text) != 10:
-            raise ValueError(text)
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="backfill", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"moe-backfill {__version__}")
@@ -70,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_range_args(run)
     run.add_argument("--output-dir", type=Path, help="override [run] output_dir")
     run.add_argument("--manifest", type=Path, help="override [run] manifest")
-    run.add_argument("--concurrency", type=_positive_int, help="override [run] concurrency")
-    run.add_argument("--max-outage", type=_seconds, metavar="SECONDS",
+    run.add_argument("--concurrency", type=positive_int, help="override [run] concurrency")
+    run.add_argument("--max-outage", type=seconds, metavar="SECONDS",
                      help="give up on a host unreachable this long (default 1800)")
     run.add_argument("--no-progress", action="store_true", help="no live progress display")
     run.add_argument("--quiet", "-q", action="store_true", help="only errors on stderr")
@@ -93,9 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_simulate(sub)
 
     demo = sub.add_parser("demo", help="a real backfill against the embedded simulator")
-    demo.add_argument("--workspaces", type=_positive_int, default=3)
-    demo.add_argument("--reports", type=_positive_int, default=2, help="1-5")
-    demo.add_argument("--days", type=_positive_int, default=10)
+    demo.add_argument("--workspaces", type=positive_int, default=3)
+    demo.add_argument("--reports", type=positive_int, default=2, help="1-5")
+    demo.add_argument("--days", type=positive_int, default=10)
     demo.add_argument("--faults", action="store_true",
                       help="inject throttling, 5xx, dropped connections and an outage")
     demo.add_argument("--output-dir", type=Path, default=Path("demo-output"))
@@ -120,30 +112,10 @@ def _add_log_args(p: argparse.ArgumentParser) -> None:
                    help="text (default) or one JSON object per line")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
-
-
 def _add_range_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", type=_date_arg, help="first generation date (YYYY-MM-DD, -Nd)")
     p.add_argument("--end", type=_date_arg, help="last generation date (YYYY-MM-DD, today)")
-    p.add_argument("--today", type=_day_arg,
+    p.add_argument("--today", type=day,
                    help="pin 'today' in every workspace (replays, tests)")
     p.add_argument("--workspace", action="append", default=[], metavar="NAME",
                    help="only this workspace (repeatable)")

@@ -16,10 +16,10 @@ import signal
 import sys
 import tomllib
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 from typing import Any
 
+from ..argtypes import byte_count, day, fraction, seconds
 from ..config import Config, load_config, parse_config
 from ..errors import ConfigError
 from .app import DEFAULT_CACHE_BYTES, Simulator
@@ -54,43 +54,6 @@ timezone = "Asia/Kolkata"
 def demo_config() -> Config:
     """The built-in demo workspaces (keys are fake, see :data:`DEMO_TOML`)."""
     return parse_config(tomllib.loads(DEMO_TOML), Path("<built-in demo>"), env={})
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
-
-
-def _size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
 
 
 def _first_n(text: str) -> FirstN:
@@ -131,37 +94,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: the built-in demo workspaces)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
     p.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (%(default)s)")
-    p.add_argument("--today", type=_day, help="pin the server's date in every workspace zone")
+    p.add_argument("--today", type=day, help="pin the server's date in every workspace zone")
     p.add_argument("--seed", type=int, default=0, help="seed of bodies and faults (%(default)s)")
-    p.add_argument("--size", type=_size, default=d.size, help="body size in bytes (%(default)s)")
+    p.add_argument("--size", type=byte_count, default=d.size,
+                   help="body size in bytes (%(default)s)")
     p.add_argument("--file-size", type=_file_size, action="append", default=[],
                    metavar="FILENAME=BYTES", help="body size of one file (repeatable)")
-    p.add_argument("--cache-bytes", type=_size, default=DEFAULT_CACHE_BYTES,
+    p.add_argument("--cache-bytes", type=byte_count, default=DEFAULT_CACHE_BYTES,
                    help="body cache bound in bytes (%(default)s)")
     g = p.add_argument_group("faults (rates are probabilities per request, summed ≤ 1)")
     for name in rate_fields():
-        g.add_argument("--" + name.replace("_", "-"), dest=name, type=_fraction, default=0.0,
+        g.add_argument("--" + name.replace("_", "-"), dest=name, type=fraction, default=0.0,
                        metavar="P", help=f"probability of the {name[5:]} fault")
-    g.add_argument("--latency", type=_seconds, default=0.0, metavar="S",
+    g.add_argument("--latency", type=seconds, default=0.0, metavar="S",
                    help="added to every request")
-    g.add_argument("--jitter", type=_seconds, default=0.0, metavar="S",
+    g.add_argument("--jitter", type=seconds, default=0.0, metavar="S",
                    help="plus uniform [0, S) per request")
-    g.add_argument("--retry-after", type=_seconds, default=d.retry_after_s, metavar="S",
+    g.add_argument("--retry-after", type=seconds, default=d.retry_after_s, metavar="S",
                    help="Retry-After on 429 (%(default)s)")
     g.add_argument("--retry-after-date", action="store_true",
                    help="send Retry-After as an HTTP date")
     g.add_argument("--no-retry-after", action="store_true", help="send 429 without Retry-After")
-    g.add_argument("--stall", type=_seconds, default=d.stall_s, metavar="S",
+    g.add_argument("--stall", type=seconds, default=d.stall_s, metavar="S",
                    help="length of stall_headers / stall_body (%(default)s)")
-    g.add_argument("--drip-interval", type=_seconds, default=d.drip_interval_s, metavar="S",
+    g.add_argument("--drip-interval", type=seconds, default=d.drip_interval_s, metavar="S",
                    help="seconds between bytes of a drip (%(default)s)")
-    g.add_argument("--too-large-bytes", type=_size, default=d.too_large_bytes, metavar="N",
+    g.add_argument("--too-large-bytes", type=byte_count, default=d.too_large_bytes, metavar="N",
                    help="body size of the too_large fault (%(default)s)")
     g.add_argument("--redirect-to", metavar="URL", help="other origin for the redirect fault")
     g.add_argument("--rate-limit", type=float, metavar="RPS",
                    help="per-workspace token bucket; over it: 429")
     g.add_argument("--rate-burst", type=float, metavar="N", help="bucket size (max(1, RPS))")
-    g.add_argument("--missing-rate", type=_fraction, default=0.0, metavar="P",
+    g.add_argument("--missing-rate", type=fraction, default=0.0, metavar="P",
                    help="fraction of files that do not exist (400)")
     g.add_argument("--fail-first", type=_first_n, action="append", default=[],
                    metavar="FILENAME:N[:FAULT]", help="fail the first N attempts (repeatable)")
