@@ -1,0 +1,517 @@
+"""The transfer benchmarks' machinery: data sets, servers, clients, measurement.
+
+Servers (each in its own process, so a client's figures are the client's alone):
+
+- **simulator** — ``python -m backfill.simulator.cli``: checks every request's
+  Authorization and Signature and adds latency *server-side* (``--latency``: the
+  simulator's ``latency_s`` fault), so every client pays the same round trip.
+- **nginx** — the same bytes as static files, generated once with the simulator's own
+  body builder (``backfill.simulator.body.build_body``, seed 0) under
+  ``bench-output/www/``; one worker process, keep-alive without a request cap, sendfile,
+  no access log (see :data:`NGINX_CONF`). nginx checks no header; clients send them all
+  the same. Install it with ``apt-get install nginx-light`` (or ``nginx``).
+
+Clients, given the same URLs, the same three signed headers per URL and the same
+concurrency:
+
+- **moe-backfill** — ``backfill.engine.Backfill`` in a child process (``engine_run.py``),
+  measured inside it around ``Backfill.run()``: interpreter start-up and imports are
+  reported apart (``startup_cpu_s``), everything from loading the manifest to the final
+  compaction is in the figures.
+- **curl** — ``curl -Z --parallel-max N --config LIST``; LIST holds one block per URL
+  (``url``, ``output``, ``create-dirs``, three ``header`` lines,
+  ``next``).
+- **aria2c** — ``aria2c -i LIST -j N``; LIST holds each URI followed by its indented
+  per-URI options (``out=``, three ``header=`` lines). Install: ``apt-get install aria2``.
+- **urllib** — a sequential ``urllib.request`` loop, one request at a time, no keep-alive:
+  the script users would otherwise keep.
+
+CPU of peers comes from ``os.wait4`` (user + system time of the whole process), peak RSS
+from polling its ``VmHWM`` every 2 ms until it exits; wall time from spawn to exit.
+Outputs are counted and sized after every run: a run that did not store every file is an
+error, not a figure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from backfill.naming import report_filename, report_url
+from backfill.signing import request_headers
+from backfill.simulator.body import BodySpec, build_body, is_streamed, iter_body
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUT = ROOT / "bench-output"
+TODAY = date(2026, 11, 27)
+API_KEY = "bench-api-key"
+SEED = 0
+SAME_BODY = "/same-body.zip"  # nginx's second port serves this for every path
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """``workspaces × reports × days`` files of ``size`` bytes (ages 0 .. days-1, ≤ 8)."""
+
+    workspaces: int
+    reports: int
+    days: int
+    size: int
+
+    @property
+    def files(self) -> int:
+        return self.workspaces * self.reports * self.days
+
+    @property
+    def key(self) -> str:
+        return f"{self.workspaces}x{self.reports}x{self.days}-{self.size}"
+
+    def app_id(self, w: int) -> str:
+        return f"APP{w:04d}"
+
+    def report_names(self) -> list[str]:
+        return [f"Report {r:03d}" for r in range(self.reports)]
+
+    def items(self) -> Iterator[tuple[str, str, str]]:
+        """(workspace name, app_id, file name) of every file."""
+        names = self.report_names()
+        for w in range(self.workspaces):
+            for name in names:
+                for age in range(self.days):
+                    yield f"ws-{w:04d}", self.app_id(w), report_filename(
+                        name, TODAY - timedelta(days=age))
+
+    def config_doc(self, base_url: str, out: Path, concurrency: int,
+                   per_workspace: int | None = None) -> dict[str, Any]:
+        """The engine's config: the same files, one global limit (``concurrency``)."""
+        return {
+            "run": {"start": f"-{self.days - 1}d", "end": "today", "output_dir": str(out),
+                    "concurrency": concurrency, "layout": "{workspace}/{filename}"},
+            "defaults": {"api_key": API_KEY, "timezone": "UTC", "base_url": base_url,
+                         "reports": self.report_names(),
+                         "concurrency": per_workspace or concurrency},
+            "workspace": [{"name": f"ws-{w:04d}", "app_id": self.app_id(w)}
+                          for w in range(self.workspaces)],
+        }
+
+    def simulator_toml(self) -> str:
+        names = ", ".join(json.dumps(n) for n in self.report_names())
+        lines = ["[defaults]", f'api_key = "{API_KEY}"', 'timezone = "UTC"',
+                 f"reports = [{names}]", ""]
+        for w in range(self.workspaces):
+            lines += ["[[workspace]]", f'name = "ws-{w:04d}"', f'app_id = "{self.app_id(w)}"',
+                      ""]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    url: str
+    headers: dict[str, str]
+    rel: str  # output path relative to the client's output directory
+
+
+def requests_for(data: Dataset, base_url: str) -> list[Request]:
+    return [Request(report_url(base_url, app, fn), request_headers(app, fn, API_KEY, API_KEY),
+                    f"{ws}/{fn}") for ws, app, fn in data.items()]
+
+
+# ------------------------------------------------------------------------------ processes
+
+
+@dataclass(slots=True)
+class Usage:
+    wall_s: float
+    cpu_s: float
+    user_s: float
+    sys_s: float
+    peak_rss_mib: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_measured(cmd: list[str], *, cwd: Path | None = None, timeout: float = 1800,
+                 env: dict[str, str] | None = None) -> Usage:
+    """Run ``cmd``; wall time spawn → exit, CPU and peak RSS of the process (os.wait4)."""
+    out_path = OUTPUT / "tmp" / f"stdout-{os.getpid()}"
+    err_path = out_path.with_name(f"stderr-{os.getpid()}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_path, "w+b") as out, open(err_path, "w+b") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                env=env)
+        deadline = t0 + timeout
+        hwm = 0
+        while True:
+            hwm = max(hwm, vm_hwm_kib(proc.pid))
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, ru = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.002)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    out_path.unlink()
+    err_path.unlink()
+    return Usage(wall, ru.ru_utime + ru.ru_stime, ru.ru_utime, ru.ru_stime, hwm / 1024,
+                 proc.returncode, stdout, stderr)
+
+
+def vm_hwm_kib(pid: int) -> int:
+    """Peak RSS of a running process (VmHWM), 0 once it is gone.
+
+    Polled, because ``ru_maxrss`` from wait4 would include the RSS of this (forking)
+    process: the kernel carries the pre-exec peak over into the exec'd program.
+    """
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds used by a running process so far (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def drop_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def recycle_memory(nbytes: int) -> None:
+    """Write and delete ``nbytes`` (+10 %) of scratch, untimed, right before a client runs.
+
+    This VM reports free memory to its host (``page_reporting``); a page reported a few
+    seconds ago costs a host fault when it is used again, so writing 5 MiB into the page
+    cache costs ~10 ms of CPU with such pages and ~1.5 ms with recently freed ones. The
+    order of the runs would decide who gets which: instead every client starts with
+    enough recently freed memory for everything it will write.
+    """
+    path = OUTPUT / "tmp" / "scratch"
+    block = bytes(1 << 20)
+    with open(path, "wb", buffering=0) as f:
+        for _ in range(int(nbytes * 1.1) // len(block) + 1):
+            f.write(block)
+    path.unlink()
+
+
+def count_outputs(out: Path, size: int) -> tuple[int, int]:
+    """(files of exactly ``size`` bytes ending in .zip, total bytes of them) under ``out``."""
+    n = total = 0
+    for dirpath, _, names in os.walk(out):
+        for name in names:
+            if name.endswith(".zip"):
+                st = os.stat(os.path.join(dirpath, name))
+                if st.st_size == size:
+                    n += 1
+                    total += st.st_size
+    return n, total
+
+
+# ------------------------------------------------------------------------------ servers
+
+
+class Server:
+    """A running server process: ``base_url``, ``name``, ``pid``."""
+
+    name = "server"
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.base_url = ""
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class SimulatorServer(Server):
+    """``python -m backfill.simulator.cli`` serving ``data`` (latency added server-side)."""
+
+    name = "simulator"
+
+    def __init__(self, data: Dataset, work: Path, *, latency_s: float = 0.0) -> None:
+        super().__init__()
+        work.mkdir(parents=True, exist_ok=True)
+        cfg = work / f"simulator-{data.key}.toml"
+        cfg.write_text(data.simulator_toml())
+        cache = max(64 * 2**20, data.files * data.size + 2**20) if not is_streamed(
+            data.size) else 64 * 2**20
+        cmd = [sys.executable, "-m", "backfill.simulator.cli", "--config", str(cfg),
+               "--today", TODAY.isoformat(), "--port", "0", "--seed", str(SEED),
+               "--size", str(data.size), "--boundary-available", "--cache-bytes", str(cache)]
+        if latency_s:
+            cmd += ["--latency", str(latency_s)]
+        self.latency_s = latency_s
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode().strip()
+        if not line.startswith("http://"):
+            self.stop()
+            raise RuntimeError(f"simulator did not start (got {line!r})")
+        self.base_url = line
+        if latency_s:
+            self.name = f"simulator +{latency_s * 1000:g} ms"
+
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+master_process on;
+{user}
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 8192; multi_accept on; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 75;
+    keepalive_requests 10000000;
+    open_file_cache max=200000 inactive=120s;
+    open_file_cache_valid 120s;
+    types {{ }}
+    default_type application/zip;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {www};
+        location / {{ }}
+    }}
+    server {{
+        listen 127.0.0.1:{same_port};
+        root {www};
+        location / {{ rewrite ^ {same} break; }}
+    }}
+}}
+"""
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None)
+
+
+class NginxServer(Server):
+    """nginx on 127.0.0.1 serving ``www``; ``same_url`` serves one body for every path."""
+
+    name = "nginx"
+
+    def __init__(self, www: Path, work: Path) -> None:
+        super().__init__()
+        binary = nginx_binary()
+        if binary is None:
+            raise FileNotFoundError("nginx")
+        prefix = (work / "nginx").absolute()
+        www = www.absolute()
+        prefix.mkdir(parents=True, exist_ok=True)
+        port, same_port = free_port(), free_port()
+        conf = prefix / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(
+            user="user root;" if os.geteuid() == 0 else "", prefix=prefix, port=port,
+            same_port=same_port, www=www, same=SAME_BODY))
+        self.proc = subprocess.Popen([binary, "-p", str(prefix), "-c", str(conf)], cwd=prefix,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_listening(port)
+            wait_listening(same_port)
+        except OSError:
+            err = b""
+            if self.proc.poll() is not None and self.proc.stderr is not None:
+                err = self.proc.stderr.read()
+            self.stop()
+            raise RuntimeError(f"nginx did not start: {err.decode(errors='replace')}") from None
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.same_url = f"http://127.0.0.1:{same_port}"
+
+    @property
+    def pid(self) -> int:
+        """The worker's pid (the master does no serving)."""
+        assert self.proc is not None
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+            if children.split():
+                return int(children.split()[0])
+        return self.proc.pid
+
+
+def www_root() -> Path:
+    return OUTPUT / "www"
+
+
+def files_ready(data: Dataset) -> bool:
+    return (www_root() / data.key / ".done").exists()
+
+
+def ensure_files(data: Dataset) -> Path:
+    """Write ``data``'s bodies under ``bench-output/www/<key>/`` once (a marker records it);
+    return that document root."""
+    www = www_root() / data.key
+    marker = www / ".done"
+    if marker.exists():
+        return www
+    for _, app, fn in data.items():
+        path = www / "campaign_reports" / "rest_api" / app / fn
+        path.parent.mkdir(parents=True, exist_ok=True)
+        spec = BodySpec(SEED, app, fn, data.size)
+        with open(path, "wb") as f:
+            if is_streamed(data.size):
+                for part in iter_body(spec):
+                    f.write(part)
+            else:
+                f.write(build_body(spec))
+    marker.touch()
+    return www
+
+
+def ensure_same_body(size: int) -> Path:
+    www = www_root()
+    path = www / SAME_BODY.lstrip("/")
+    spec = BodySpec(SEED, "APP0000", report_filename("Report 000", TODAY), size)
+    body = build_body(spec)
+    if not path.exists() or path.stat().st_size != len(body):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+    return www
+
+
+# ------------------------------------------------------------------------------ clients
+
+
+def curl_binary() -> str | None:
+    return shutil.which("curl")
+
+
+def aria2c_binary() -> str | None:
+    return shutil.which("aria2c")
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_curl_config(reqs: list[Request], out: Path, path: Path) -> None:
+    with open(path, "w") as f:
+        for i, r in enumerate(reqs):
+            if i:
+                f.write("next\n")  # a trailing one would start an operation without a URL
+            f.write(f"url = {_quote(r.url)}\noutput = {_quote(str(out / r.rel))}\n"
+                    "create-dirs\n")
+            for k, v in r.headers.items():
+                f.write(f"header = {_quote(f'{k}: {v}')}\n")
+
+
+def curl_command(config: Path, concurrency: int) -> list[str]:
+    curl = curl_binary()
+    assert curl is not None
+    return [curl, "-Z", "--parallel-max", str(concurrency), "-s", "-S", "--config", str(config)]
+
+
+def write_aria2_input(reqs: list[Request], path: Path) -> None:
+    with open(path, "w") as f:
+        for r in reqs:
+            f.write(f"{r.url}\n  out={r.rel}\n")
+            for k, v in r.headers.items():
+                f.write(f"  header={k}: {v}\n")
+
+
+def aria2c_command(input_file: Path, out: Path, concurrency: int) -> list[str]:
+    aria2c = aria2c_binary()
+    assert aria2c is not None
+    return [aria2c, "--no-conf=true", "-i", str(input_file), "-d", str(out),
+            "-j", str(concurrency), "--split=1", "--max-connection-per-server=1",
+            "--file-allocation=none", "--allow-overwrite=true", "--auto-file-renaming=false",
+            "--http-accept-gzip=false", "--remote-time=false", "--conditional-get=false",
+            "--enable-http-keep-alive=true", "--max-tries=1", "--disable-ipv6=true",
+            "--deferred-input=true", "--quiet=true", "--summary-interval=0",
+            "--console-log-level=error", "--download-result=hide"]
+
+
+URLLIB_SCRIPT = """
+import json, os, sys, urllib.request
+out = sys.argv[2]
+for url, headers, rel in json.load(open(sys.argv[1])):
+    path = os.path.join(out, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as resp, \\
+            open(path, "wb") as f:
+        while chunk := resp.read(256 * 1024):
+            f.write(chunk)
+"""
+
+
+def write_urllib_input(reqs: list[Request], path: Path) -> None:
+    path.write_text(json.dumps([[r.url, r.headers, r.rel] for r in reqs]))
+
+
+def urllib_command(input_file: Path, out: Path) -> list[str]:
+    return [sys.executable, "-c", URLLIB_SCRIPT, str(input_file), str(out)]
