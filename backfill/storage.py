@@ -509,9 +509,10 @@ class Storage:
             else:
                 written.append(job)
         grouped = self._syncfs is not None and len(written) > 1
+        devices: dict[Path, int] = {}  # directory -> st_dev: one fstat per directory
         try:
             if grouped:
-                self._sync_filesystems(written)
+                self._sync_filesystems(written, devices)
             renamed: list[_Job] = []
             for job in written:
                 r = job.received
@@ -526,7 +527,7 @@ class Storage:
                 else:
                     renamed.append(job)
             if grouped:
-                self._sync_filesystems(renamed)
+                self._sync_filesystems(renamed, devices)
             else:
                 for directory in {job.received.final.parent for job in renamed}:
                     try:
@@ -544,13 +545,16 @@ class Storage:
             for job in written:
                 job.received.part.close()
 
-    def _sync_filesystems(self, jobs: list[_Job]) -> None:
+    def _sync_filesystems(self, jobs: list[_Job], devices: dict[Path, int]) -> None:
         """syncfs once for each file system the jobs' open files are on."""
         assert self._syncfs is not None
         seen: set[int] = set()
         for job in jobs:
             fd = job.received.part.fd
-            dev = os.fstat(fd).st_dev
+            directory = job.received.final.parent
+            dev = devices.get(directory)
+            if dev is None:
+                dev = devices[directory] = os.fstat(fd).st_dev
             if dev not in seen:
                 seen.add(dev)
                 self._syncfs(fd)

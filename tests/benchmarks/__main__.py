@@ -195,7 +195,8 @@ def targets(rows: list[dict[str, Any]], mods: dict[str, dict[str, Any]]) -> list
     for server in ("simulator", "nginx"):
         ceil = next((c for c in rows if c["scenario"] == "ceiling" and c["server"] == server),
                     None)
-        served = [c for c in rows if c["scenario"] != "ceiling" and c["server"] == server]
+        served = [c for c in rows if c["server"].startswith(server)
+                  and not c["scenario"].startswith("ceiling") and c.get("files_per_s")]
         if ceil and served:
             best = max(served, key=lambda c: c["files_per_s"])
             add(f"6. {server} faster than every client it served",
