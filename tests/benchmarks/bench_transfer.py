@@ -34,6 +34,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -115,11 +116,14 @@ def _engine(sc: Scenario, base_url: str, work: Path, out: Path,
     env = None
     if os.environ.get("BENCH_ENGINE_SRC"):
         env = {**os.environ, "PYTHONPATH": os.environ["BENCH_ENGINE_SRC"]}
-    if profile:  # .txt: collapsed stacks (py-spy's "raw"), else a flame graph
+    pyspy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
+        "py-spy")
+    if profile and pyspy is None:
+        print("  py-spy not installed (.venv/bin/pip install py-spy): not profiling")
+    elif profile:  # .txt: collapsed stacks (py-spy's "raw"), else a flame graph
         fmt = "raw" if profile.endswith(".txt") else "flamegraph"
         extra = os.environ.get("BENCH_PYSPY_FLAGS", "").split()  # e.g. --gil, --idle
-        cmd = [str(Path(sys.executable).with_name("py-spy")), "record", "-r", "200", *extra,
-               "-o", profile, "-f", fmt, "--", *cmd]
+        cmd = [str(pyspy), "record", "-r", "200", *extra, "-o", profile, "-f", fmt, "--", *cmd]
     use = h.run_measured(cmd, cwd=h.ROOT, env=env)
     if use.returncode != 0:
         raise RuntimeError(f"engine run failed ({use.returncode}): {use.stderr[-2000:]}")
