@@ -101,15 +101,21 @@ def check_zip(path: Path) -> str | None:
     decompressing (including bz2's OSError) count as corruption.
     """
     with open(path, "rb") as f:
-        return _zip_problem(f)
+        problem = _zip_problem(f)  # without a size limit: never False
+    return problem if isinstance(problem, str) else None
 
 
-def _zip_problem(f: IO[bytes]) -> str | None:
-    if f.read(4) not in _ZIP_MAGIC:
+def _zip_problem(f: IO[bytes], max_inflated: int | None = None) -> str | bool | None:
+    """The problem with a zip, or None. With ``max_inflated``, False instead of checking
+    when the members inflate to more than that (the caller checks in a thread)."""
+    if bytes(f.read(4)) not in _ZIP_MAGIC:
         return "not a zip"
     f.seek(0)
     try:
         with zipfile.ZipFile(f) as zf:
+            if max_inflated is not None and (
+                    sum(i.file_size for i in zf.infolist()) > max_inflated):
+                return False
             bad = zf.testzip()
     except zipfile.BadZipFile as exc:
         return f"corrupt zip: {_short(str(exc))}"
@@ -267,20 +273,7 @@ _CHECK_ON_LOOP_BYTES = 1024 * 1024  # a zip inflating to this much is checked in
 
 def _quick_zip_problem(data: bytes) -> str | bool | None:
     """:func:`_zip_problem` of a body whose members inflate to ≤ 1 MiB, else False."""
-    if bytes(data[:4]) not in _ZIP_MAGIC:
-        return "not a zip"
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            if sum(i.file_size for i in zf.infolist()) > _CHECK_ON_LOOP_BYTES:
-                return False
-            bad = zf.testzip()
-    except zipfile.BadZipFile as exc:
-        return f"corrupt zip: {_short(str(exc))}"
-    except Exception as exc:  # zlib.error, EOFError, bz2's OSError, encrypted members, ...
-        return f"corrupt zip: {type(exc).__name__}"
-    if bad is not None:
-        return f"corrupt zip: bad CRC in member {_short(bad)!r}"
-    return None
+    return _zip_problem(io.BytesIO(data), _CHECK_ON_LOOP_BYTES)
 
 
 def _discard(part: _Part) -> None:
