@@ -24,6 +24,8 @@ from backfill.naming import report_filename, report_url
 from backfill.signing import request_headers
 from backfill.simulator.cli import demo_config
 
+from .harness import process_cpu_s, raw_worker
+
 TODAY = date(2026, 11, 27)
 
 
@@ -47,24 +49,6 @@ def _requests(base: str) -> list[bytes]:
     return out
 
 
-async def _worker(host: str, port: int, reqs: list[bytes], offset: int, stop_at: float,
-                  counts: list[int]) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    i = offset
-    try:
-        while time.monotonic() < stop_at:
-            writer.write(reqs[i % len(reqs)])
-            i += 1
-            head = await reader.readuntil(b"\r\n\r\n")
-            start = head.find(b"Content-Length: ") + 16
-            length = int(head[start:head.index(b"\r\n", start)])
-            await reader.readexactly(length)
-            counts[0 if head.startswith(b"HTTP/1.1 200") else 1] += 1
-            counts[2] += length
-    finally:
-        writer.close()
-
-
 def _client(base: str, connections: int, warmup: float, duration: float, seed: int,
             queue: Any) -> None:
     host, port = base.removeprefix("http://").rsplit(":", 1)
@@ -73,11 +57,11 @@ def _client(base: str, connections: int, warmup: float, duration: float, seed: i
     async def go() -> tuple[int, int, int]:
         counts = [0, 0, 0]
         # Warm-up: fill the server's cache and settle connections; not counted.
-        await asyncio.gather(*(_worker(host, int(port), reqs, seed * 997 + k,
+        await asyncio.gather(*(raw_worker(host, int(port), reqs, seed * 997 + k,
                                        time.monotonic() + warmup, [0, 0, 0])
                                for k in range(connections)))
         stop_at = time.monotonic() + duration
-        await asyncio.gather(*(_worker(host, int(port), reqs, seed * 997 + k, stop_at, counts)
+        await asyncio.gather(*(raw_worker(host, int(port), reqs, seed * 997 + k, stop_at, counts)
                                for k in range(connections)))
         return counts[0], counts[1], counts[2]
 
@@ -100,13 +84,13 @@ def main(duration: float = 5.0, connections: int = 32, clients: int = 2) -> dict
         per_client = max(1, connections // clients)
         procs = [ctx.Process(target=_client, args=(base, per_client, 1.0, duration, n, queue))
                  for n in range(clients)]
-        cpu0 = _cpu(server.pid)
+        cpu0 = process_cpu_s(server.pid)
         for p in procs:
             p.start()
         results = [queue.get(timeout=duration + 60) for _ in procs]
         for p in procs:
             p.join()
-        cpu = _cpu(server.pid) - cpu0
+        cpu = process_cpu_s(server.pid) - cpu0
     finally:
         server.terminate()
         server.wait(10)
@@ -128,16 +112,6 @@ def main(duration: float = 5.0, connections: int = 32, clients: int = 2) -> dict
           f"({figures['mb_per_s']} MB/s, {figures['connections']} keep-alive connections, "
           f"{clients} client process(es), server CPU {figures['server_cpu_share']:.0%})")
     return figures
-
-
-def _cpu(pid: int) -> float:
-    """CPU seconds used by a process so far (Linux /proc), 0 elsewhere."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 if __name__ == "__main__":

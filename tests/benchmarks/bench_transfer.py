@@ -217,36 +217,18 @@ def summarize(sc: Scenario, client: str, server_name: str,
 # ------------------------------------------------------------------------------ ceilings
 
 
-async def _raw_worker(host: str, port: int, reqs: list[bytes], offset: int, stop_at: float,
-                      counts: list[int]) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    i = offset
-    try:
-        while time.monotonic() < stop_at:
-            writer.write(reqs[i % len(reqs)])
-            i += 1
-            head = await reader.readuntil(b"\r\n\r\n")
-            lower = head.lower()
-            start = lower.find(b"content-length: ") + 16
-            length = int(head[start:head.index(b"\r\n", start)])
-            await reader.readexactly(length)
-            counts[0 if head.startswith(b"HTTP/1.1 200") else 1] += 1
-    finally:
-        writer.close()
-
-
 def _raw_client(base: str, reqs: list[bytes], connections: int, duration: float, seed: int,
                 queue: Any) -> None:
     host, port = base.removeprefix("http://").rsplit(":", 1)
 
     async def go() -> tuple[int, int]:
-        warm = [0, 0]
-        await asyncio.gather(*(_raw_worker(host, int(port), reqs, seed * 7919 + k * 97,
+        warm = [0, 0, 0]
+        await asyncio.gather(*(h.raw_worker(host, int(port), reqs, seed * 7919 + k * 97,
                                            time.monotonic() + 0.5, warm)
                                for k in range(connections)))
-        counts = [0, 0]
+        counts = [0, 0, 0]
         stop_at = time.monotonic() + duration
-        await asyncio.gather(*(_raw_worker(host, int(port), reqs, seed * 7919 + k * 97,
+        await asyncio.gather(*(h.raw_worker(host, int(port), reqs, seed * 7919 + k * 97,
                                            stop_at, counts) for k in range(connections)))
         return counts[0], counts[1]
 

@@ -34,6 +34,7 @@ error, not a figure.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -208,6 +209,27 @@ def wait_listening(port: int, timeout: float = 10.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+async def raw_worker(host: str, port: int, reqs: list[bytes], offset: int, stop_at: float,
+                      counts: list[int]) -> None:
+    """One HTTP/1.1 keep-alive connection replaying ``reqs`` until ``stop_at``; counts
+    [200 responses, other responses, body bytes]."""
+    reader, writer = await asyncio.open_connection(host, port)
+    i = offset
+    try:
+        while time.monotonic() < stop_at:
+            writer.write(reqs[i % len(reqs)])
+            i += 1
+            head = await reader.readuntil(b"\r\n\r\n")
+            lower = head.lower()
+            start = lower.find(b"content-length: ") + 16
+            length = int(head[start:head.index(b"\r\n", start)])
+            await reader.readexactly(length)
+            counts[0 if head.startswith(b"HTTP/1.1 200") else 1] += 1
+            counts[2] += length
+    finally:
+        writer.close()
 
 
 def process_cpu_s(pid: int) -> float:
