@@ -7,7 +7,7 @@ Structure (anyio, asyncio backend)::
         ├── ManifestWriter.run          the one writer of the journal
         └── work scope (cancelled by stop())
             └── one feeder per workspace    streams its tasks oldest first
-                └── one task per file       at most 2 × workspace concurrency alive
+                └── 2 × concurrency workers each taking the next file of the workspace
 
 A file's attempt holds, in this order: the host's breaker admission, the workspace's
 rate slot, the workspace's adaptive limiter, the global limiter. All are released before
@@ -280,30 +280,37 @@ class Backfill:
                    if t.kind.requested and rerun(t.kind, self._state.get(t.key)) == "fetch")
 
     async def _feed(self, win: Window) -> None:
+        """Work through one workspace's tasks with ``2 × concurrency`` workers.
+
+        The workers share one plan iterator (``next()`` never awaits, so each task goes to
+        exactly one worker, oldest first). A fixed pool instead of a task per file: no
+        task spawned per file, and at most that many files alive (one may wait in a
+        backoff while the others go on).
+        """
         rt = self._runtime[win.workspace.name]
-        alive = anyio.Semaphore(max(2, 2 * rt.limiter.ceiling))
+        plan = iter(plan_tasks([win]))
         async with anyio.create_task_group() as tg:
-            for n, task in enumerate(plan_tasks([win])):
-                if not n % 256:  # skips and free slots do not yield: let the others run
-                    await anyio.lowlevel.checkpoint()
-                if task.kind is Kind.FUTURE:
-                    continue
-                old = self._state.get(task.key)
-                action = rerun(task.kind, old)
-                if action == "skip":
-                    assert old is not None
-                    self._count(rt, old, fetched=False)
-                elif action == "expire":
-                    reason = f"expired before it was fetched ({old.error})" if (
-                        old and old.error) else None
-                    await self._record(rt, task, Status.EXPIRED, reason=reason,
-                                       attempts=old.attempts if old else 0)
-                else:
-                    try:
-                        alive.acquire_nowait()
-                    except anyio.WouldBlock:
-                        await alive.acquire()
-                    tg.start_soon(self._fetch_one, rt, task, alive)
+            for _ in range(max(2, 2 * rt.limiter.ceiling)):
+                tg.start_soon(self._work_through, rt, plan)
+
+    async def _work_through(self, rt: _Workspace, plan: Iterator[Task]) -> None:
+        for n, task in enumerate(plan):
+            if not n % 256:  # skips do not yield: let the other workspaces run
+                await anyio.lowlevel.checkpoint()
+            if task.kind is Kind.FUTURE:
+                continue
+            old = self._state.get(task.key)
+            action = rerun(task.kind, old)
+            if action == "skip":
+                assert old is not None
+                self._count(rt, old, fetched=False)
+            elif action == "expire":
+                reason = f"expired before it was fetched ({old.error})" if (
+                    old and old.error) else None
+                await self._record(rt, task, Status.EXPIRED, reason=reason,
+                                   attempts=old.attempts if old else 0)
+            else:
+                await self._fetch(rt, task)
 
     def _count(self, rt: _Workspace, rec: Record, *, fetched: bool) -> None:
         rt.tally.counts[rec.status.value] += 1
@@ -340,12 +347,6 @@ class Backfill:
         if rec.key not in self._state:
             self._new_keys += 1
         self._count(rt, rec, fetched=fetched)
-
-    async def _fetch_one(self, rt: _Workspace, task: Task, alive: anyio.Semaphore) -> None:
-        try:
-            await self._fetch(rt, task)
-        finally:
-            alive.release()
 
     async def _fetch(self, rt: _Workspace, task: Task) -> None:
         ws = rt.ws

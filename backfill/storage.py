@@ -210,7 +210,9 @@ class _Job:
         self.error: BaseException | None = None
         self.taken = False  # in a batch now
         self.finished = False
-        self.wake = anyio.Event()  # set when it finished, or when its owner should lead
+        # Made only when the owner has to wait (a leader never does): set when the job
+        # finished, or when its owner should lead the next batch.
+        self.wake: anyio.Event | None = None
 
 
 class _GroupCommit:
@@ -233,8 +235,9 @@ class _GroupCommit:
             if not job.taken and self._running < self._threads:
                 await self._lead()
                 continue
+            job.wake = wake = anyio.Event()
             try:
-                await job.wake.wait()
+                await wake.wait()
             except BaseException:  # cancelled: leave nothing running on our behalf
                 if not job.taken:
                     self._queue.remove(job)
@@ -242,10 +245,9 @@ class _GroupCommit:
                     raise
                 with anyio.CancelScope(shield=True):  # a thread is at it: wait for the end
                     while not job.finished:
-                        job.wake = anyio.Event()
-                        await job.wake.wait()
+                        job.wake = wake = anyio.Event()
+                        await wake.wait()
                 raise
-            job.wake = anyio.Event()
 
     async def _lead(self) -> None:
         batch, self._queue = self._queue, []
@@ -259,13 +261,16 @@ class _GroupCommit:
             self._running -= 1
             for job in batch:
                 job.finished = True
-                job.wake.set()
+                if job.wake is not None:
+                    job.wake.set()
             self._pass_on()
 
     def _pass_on(self) -> None:
         """Wake the owner of the oldest queued job if a thread is free for it."""
         if self._queue and self._running < self._threads:
-            self._queue[0].wake.set()
+            wake = self._queue[0].wake
+            if wake is not None:  # None: its owner has not waited yet and will lead
+                wake.set()
 
 
 _CHECK_ON_LOOP_BYTES = 1024 * 1024  # a zip inflating to this much is checked in microseconds
