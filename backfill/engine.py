@@ -7,7 +7,8 @@ Structure (anyio, asyncio backend)::
         ├── ManifestWriter.run          the one writer of the journal
         └── work scope (cancelled by stop())
             └── one feeder per workspace    streams its tasks oldest first
-                └── 2 × concurrency workers each taking the next file of the workspace
+                └── its workers             each takes the workspace's next file; the
+                                            pool grows on demand to 2 × concurrency
 
 A file's attempt holds, in this order: the host's breaker admission, the workspace's
 rate slot, the workspace's adaptive limiter, the global limiter. All are released before
@@ -74,6 +75,13 @@ class _Workspace:
     breaker: CircuitBreaker
     auth_streak: int = 0
     stopped: str | None = None
+    # the worker pool (see Backfill._feed)
+    plan: Iterator[Task] | None = None
+    spawn: Callable[..., object] | None = None
+    cap: int = 2
+    workers: int = 0
+    waiting: int = 0  # workers between taking a file and holding their slots
+    exhausted: bool = False
 
 
 @dataclass(slots=True)
@@ -280,21 +288,37 @@ class Backfill:
                    if t.kind.requested and rerun(t.kind, self._state.get(t.key)) == "fetch")
 
     async def _feed(self, win: Window) -> None:
-        """Work through one workspace's tasks with ``2 × concurrency`` workers.
+        """Work through one workspace's tasks with a pool of workers that grows on demand.
 
         The workers share one plan iterator (``next()`` never awaits, so each task goes to
-        exactly one worker, oldest first). A fixed pool instead of a task per file: no
-        task spawned per file, and at most that many files alive (one may wait in a
-        backoff while the others go on).
+        exactly one worker, oldest first). The pool starts with one worker; whenever a
+        worker takes its slots and none of the others is waiting for one, another worker
+        joins (:meth:`_grow`), up to ``2 × concurrency`` — so a file waiting in a backoff
+        or a commit never idles the workspace, yet a workspace keeps only about one worker
+        queued at the global limiter instead of spawning its whole pool up front.
         """
         rt = self._runtime[win.workspace.name]
-        plan = iter(plan_tasks([win]))
+        rt.plan = iter(plan_tasks([win]))
+        rt.cap = max(2, 2 * rt.limiter.ceiling)
         async with anyio.create_task_group() as tg:
-            for _ in range(max(2, 2 * rt.limiter.ceiling)):
-                tg.start_soon(self._work_through, rt, plan)
+            rt.spawn = tg.start_soon
+            self._add_worker(rt)
 
-    async def _work_through(self, rt: _Workspace, plan: Iterator[Task]) -> None:
-        for n, task in enumerate(plan):
+    def _add_worker(self, rt: _Workspace) -> None:
+        assert rt.spawn is not None
+        rt.workers += 1
+        rt.spawn(self._work_through, rt)
+
+    def _grow(self, rt: _Workspace) -> None:
+        """A worker of ``rt`` has just taken its slots: keep one more in line if none is."""
+        if not rt.waiting and rt.workers < rt.cap and not rt.exhausted:
+            self._add_worker(rt)
+
+    async def _work_through(self, rt: _Workspace) -> None:
+        assert rt.plan is not None
+        n = 0
+        for task in rt.plan:
+            n += 1
             if not n % 256:  # skips do not yield: let the other workspaces run
                 await anyio.lowlevel.checkpoint()
             if task.kind is Kind.FUTURE:
@@ -311,6 +335,7 @@ class Backfill:
                                    attempts=old.attempts if old else 0)
             else:
                 await self._fetch(rt, task)
+        rt.exhausted = True
 
     def _count(self, rt: _Workspace, rec: Record, *, fetched: bool) -> None:
         rt.tally.counts[rec.status.value] += 1
@@ -429,34 +454,41 @@ class Backfill:
         never idles a connection, while the commit slots bound the bodies waiting in
         memory (``concurrency`` × ``chunk_size`` at most).
         """
-        if rt.rate is not None:
-            await rt.rate.acquire()
         token = object()
-        await rt.limiter.acquire(token)
+        rt.waiting += 1
         try:
+            if rt.rate is not None:
+                await rt.rate.acquire()
+            await rt.limiter.acquire(token)
             try:  # a free slot is taken without a trip through the event loop
                 self._global.acquire_on_behalf_of_nowait(token)
             except anyio.WouldBlock:
-                await self._global.acquire_on_behalf_of(token)
-            try:
-                if rt.stopped:
-                    return None
-                rt.tally.requests += 1
-                self._summary.requests += 1
-                outcome = await self._attempt(url, headers, rel, task)
-                if isinstance(outcome, Received):
-                    try:
-                        try:
-                            self._commit_slots.acquire_nowait()
-                        except anyio.WouldBlock:
-                            await self._commit_slots.acquire()
-                    except BaseException:
-                        outcome.discard()
-                        raise
-                return outcome
-            finally:
-                self._global.release_on_behalf_of(token)
+                try:
+                    await self._global.acquire_on_behalf_of(token)
+                except BaseException:
+                    rt.limiter.release(token)
+                    raise
         finally:
+            rt.waiting -= 1
+        self._grow(rt)
+        try:
+            if rt.stopped:
+                return None
+            rt.tally.requests += 1
+            self._summary.requests += 1
+            outcome = await self._attempt(url, headers, rel, task)
+            if isinstance(outcome, Received):
+                try:
+                    try:
+                        self._commit_slots.acquire_nowait()
+                    except anyio.WouldBlock:
+                        await self._commit_slots.acquire()
+                except BaseException:
+                    outcome.discard()
+                    raise
+            return outcome
+        finally:
+            self._global.release_on_behalf_of(token)
             rt.limiter.release(token)
 
     async def _commit(self, received: Received) -> Stored | RemoteError:

@@ -200,6 +200,34 @@ async def test_limits_are_never_exceeded_and_are_reached(
             assert per_app == [3] * n_ws
 
 
+async def test_worker_pool_grows_only_as_far_as_the_slots_let_it(tmp_path: Path) -> None:
+    # Each workspace may have 16 requests in flight (a pool of up to 32 workers), but the
+    # global limit of 4 binds: a workspace keeps about one worker queued per free slot,
+    # instead of spawning its whole pool up front.
+    workspaces = [{"name": f"w{i}", "app_id": f"APP{i}", "concurrency": 16} for i in range(6)]
+    config = make_config(tmp_path, workspaces, run={"start": "-6d", "concurrency": 4})
+    async with run_simulator(config, today=TODAY, faults=Faults(latency_s=0.01)) as sim:
+        engine = Backfill(pointed_at(config, sim.base_url), Options(today=TODAY), clock=fast())
+        summary = await engine.run()
+        assert summary.totals["completed"] == 6 * 14
+        assert sim.counters.max_in_flight == 4
+    pools = {name: rt.workers for name, rt in engine._runtime.items()}
+    assert all(n <= 4 + 2 for n in pools.values()), pools
+
+
+async def test_a_file_in_backoff_does_not_hold_up_its_workspace(tmp_path: Path) -> None:
+    config = make_config(tmp_path, [{"name": "a", "app_id": "A1", "concurrency": 1}],
+                         run={"start": "-6d", "end": "-1d"})
+    oldest = report_filename("Daily campaign summary", TODAY - timedelta(days=6))
+    # one 429 asking for 10 minutes (3 s at the test clock's speed) on the first file
+    faults = Faults(first_n=[FirstN(oldest, 1, 429)], retry_after_s=600.0)
+    async with run_simulator(config, today=TODAY, faults=faults) as sim:
+        summary, events = await run(pointed_at(config, sim.base_url))
+    done = [e.filename for e in events if isinstance(e, FileFinished)]
+    assert summary.totals["completed"] == 12
+    assert done[-1] == oldest  # the other eleven went on while it waited
+
+
 async def test_per_workspace_rate_is_respected(tmp_path: Path) -> None:
     config = make_config(tmp_path, [{"name": "a", "app_id": "A1", "rate": 20.0}],
                          run={"start": "-6d"})
