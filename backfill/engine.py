@@ -13,8 +13,9 @@ Structure (anyio, asyncio backend)::
 A file's attempt holds, in this order: the host's breaker admission, the workspace's
 rate slot, the workspace's adaptive limiter, the global limiter. All are released before
 a backoff sleep, so a waiting retry never holds a slot. Feeders are per workspace so a
-throttled or paused workspace never blocks the others; the global limiter is FIFO, which
-keeps dispatch fair and roughly oldest-first across workspaces.
+throttled or paused workspace never blocks the others; the global limiter is FIFO and
+each workspace keeps about one worker in line at it, so dispatch goes round the
+workspaces in turn, each oldest file first.
 """
 
 from __future__ import annotations
