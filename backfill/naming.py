@@ -10,6 +10,7 @@ output directory.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import string
@@ -133,17 +134,23 @@ def render_path(
     layout: str, *, workspace: str, app_id: str, report: str, day: date, filename: str
 ) -> PurePosixPath:
     """Relative local path of one file. Every value is made safe; the result stays inside."""
-    values = {
-        "workspace": safe_component(workspace),
-        "app_id": safe_component(app_id),
-        "report": safe_component(report),
-        "date": day.isoformat(),
-        "yyyy": f"{day.year:04d}",
-        "mm": f"{day:%m}",
-        "dd": f"{day:%d}",
-        "filename": safe_component(filename),
-    }
-    rel = PurePosixPath(layout.format(**values))
+    text = layout.format(
+        workspace=_safe_cached(workspace), app_id=_safe_cached(app_id),
+        report=_safe_cached(report), date=day.isoformat(), yyyy=f"{day.year:04d}",
+        mm=f"{day.month:02d}", dd=f"{day.day:02d}", filename=safe_component(filename),
+    )
+    # Called once per file: the usual path ("a/b/c", short parts) builds one PurePosixPath;
+    # anything else (empty or dot parts, long parts, a '.part' name) takes the general path.
+    parts = text.split("/")
+    if (all(p and p not in (".", "..") and len(p) <= _MAX_COMPONENT_BYTES // 4 for p in parts)
+            and not parts[-1].endswith(TEMP_SUFFIX)):
+        return PurePosixPath(text)
+    return _render_general(layout, text)
+
+
+def _render_general(layout: str, text: str) -> PurePosixPath:
+    """:func:`render_path` of a formatted layout ``text``: checked, parts cut to size."""
+    rel = PurePosixPath(text)
     if rel.is_absolute() or not rel.parts or any(p in ("..", ".", "") for p in rel.parts):
         raise ValueError(f"layout {layout!r} produced an unsafe path")
     # Several values in one component ("{workspace}-{report}") can still be too long.
@@ -151,3 +158,7 @@ def render_path(
     if parts[-1].endswith(TEMP_SUFFIX):  # 'Weekly.part', '{filename}.part'
         parts[-1] = _fit(parts[-1] + "_", parts[-1] + "_")
     return PurePosixPath(*parts)
+
+
+# Workspace, app and report names repeat for every file of a run.
+_safe_cached = functools.lru_cache(maxsize=4096)(safe_component)

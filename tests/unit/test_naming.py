@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backfill import naming
 from backfill.naming import (
     DEFAULT_LAYOUT,
     LAYOUT_FIELDS,
@@ -216,6 +217,23 @@ def test_render_path_never_escapes(
     root = "/srv/out"
     joined = os.path.normpath(os.path.join(root, *rel.parts))
     assert joined.startswith(root + "/")
+
+
+@settings(max_examples=300, deadline=None)
+@given(workspace=st.text(), app_id=st.text(), report=st.text(), day=st.dates(),
+       layout=st.sampled_from([*LAYOUTS, "a//{filename}", "./{filename}", "{report}.part",
+                               "{workspace}/{report}{report}{report}{report}{filename}"]))
+def test_render_path_fast_path_agrees_with_the_general_one(
+    workspace: str, app_id: str, report: str, day: date, layout: str
+) -> None:
+    # render_path builds the usual path directly; the general path is the reference
+    filename = report_filename(report, day)
+    text = layout.format(
+        workspace=safe_component(workspace), app_id=safe_component(app_id),
+        report=safe_component(report), date=day.isoformat(), yyyy=f"{day.year:04d}",
+        mm=f"{day:%m}", dd=f"{day:%d}", filename=safe_component(filename))
+    assert render_path(layout, workspace=workspace, app_id=app_id, report=report, day=day,
+                       filename=filename) == naming._render_general(layout, text)
 
 
 @settings(max_examples=200, deadline=None)
