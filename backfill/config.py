@@ -255,19 +255,32 @@ def _unknown_keys(p: _Problems, where: str, table: Mapping[str, Any], known: set
             p.add(where, key, f"unknown key{extra}")
 
 
+_SECRET_KEYS = frozenset({"api_key", "secret_key"})
+# UPPER_CASE with an underscore (MOE_ACME_API_KEY), or without digits (TOKEN): a key
+# pasted into ${} rarely looks like that.
+_CONVENTIONAL_VAR = re.compile(r"(?=.{1,64}$)(?:[A-Z_]*_[A-Z0-9_]*|[A-Z]+)")
+_MASKED = "not shown: it does not look like a variable name, so it may be a pasted key"
+
+
 def _interpolate(p: _Problems, where: str, key: str, value: str, env: Mapping[str, str] | None,
                  ) -> str:
     """Replace ``${VAR}``. With ``env=None`` (planning only) references are left unresolved."""
 
     def sub(m: re.Match[str]) -> str:
         var = m.group(1)
+        # In a secret, what is inside ${} may be the key itself, pasted by mistake: it is
+        # named in an error only when it looks like a conventional variable name.
+        masked = key in _SECRET_KEYS and not _CONVENTIONAL_VAR.fullmatch(var)
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
-            p.add(where, key, f"'${{{var}}}' is not a valid environment variable reference")
+            p.add(where, key, f"'${{{var}}}' is not a valid environment variable reference"
+                  if not masked else f"'${{…}}' is not a valid environment variable reference"
+                  f" ({_MASKED})")
             return ""
         if env is None:
             return ""
         if var not in env:
-            p.add(where, key, f"environment variable {var} is not set")
+            p.add(where, key, f"environment variable {var} is not set" if not masked
+                  else f"the environment variable in '${{…}}' is not set ({_MASKED})")
             return ""
         return env[var]
 

@@ -450,8 +450,26 @@ def test_missing_env_var_in_defaults_is_reported_once(tmp_path: Path) -> None:
 
 def test_invalid_env_reference(tmp_path: Path) -> None:
     path = write(tmp_path, WS_ACME.replace('"k-acme"', '"${1BAD}"'))
-    with pytest.raises(ConfigError, match=r"api_key: '\$\{1BAD\}' is not a valid"):
+    with pytest.raises(ConfigError) as info:
         load_config(path, env={})
+    # in a secret, what is inside ${} may be the key itself: not shown
+    assert info.value.problems == [
+        f"{path}: [[workspace]] #1 (acme) api_key: '${{…}}' is not a valid environment "
+        "variable reference (not shown: it does not look like a variable name, so it may be "
+        "a pasted key)"
+    ]
+
+
+@pytest.mark.parametrize("pasted", ["AKIAIOSFODNN7EXAMPLE", "a1b2c3d4e5f6", "k_live_9x8y7z"])
+def test_a_key_pasted_into_env_reference_is_never_printed(tmp_path: Path, pasted: str) -> None:
+    path = write(tmp_path, WS_ACME.replace('"k-acme"', f'"${{{pasted}}}"'))
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert info.value.problems == [
+        f"{path}: [[workspace]] #1 (acme) api_key: the environment variable in '${{…}}' is "
+        "not set (not shown: it does not look like a variable name, so it may be a pasted key)"
+    ]
+    assert pasted not in str(info.value)
 
 
 def test_missing_api_key(tmp_path: Path) -> None:
