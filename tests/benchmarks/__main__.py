@@ -133,6 +133,9 @@ def _note(r: dict[str, Any]) -> str:
         parts.append(f"RSS growth {r['rss_growth_mib']:.0f} MiB")
     if r.get("server_cpu_share") is not None:
         parts.append(f"server CPU {r['server_cpu_share']:.0%}")
+    if r.get("pct_server_bound") is not None:
+        parts.append(f"{r['pct_server_bound']:.1f} % of the server bound "
+                     f"({r['server_bound_files_per_s']:,.0f})")
     return "; ".join(parts)
 
 
@@ -154,9 +157,12 @@ def targets(rows: list[dict[str, Any]], mods: dict[str, dict[str, Any]]) -> list
     me = "moe-backfill"
     r = _row(rows, "rtt50-c64", me)
     if r:
+        bound = (f"; the server itself allows {r['server_bound_files_per_s']:,.0f} "
+                 f"({100 * r['server_bound_files_per_s'] / r['ideal_files_per_s']:.1f} %)"
+                 if r.get("server_bound_files_per_s") else "")
         add("1. 50 ms, c64: ≥ 95 % of concurrency ÷ RTT", r["pct_ideal"] >= 95,
             f"{r['files_per_s']:,.0f} files/s = {r['pct_ideal']} % of "
-            f"{r['ideal_files_per_s']:,.0f}")
+            f"{r['ideal_files_per_s']:,.0f}{bound}")
         for peer in ("curl", "aria2c"):
             p = _row(rows, "rtt50-c64", peer)
             if p:

@@ -401,11 +401,32 @@ def run_scenario(sc: Scenario, *, repeats: int, clients: Sequence[str] | None,
                     f"{r['bytes'] / r['wall_s'] / 1e6:,.1f} MB/s, "
                     f"CPU {r['cpu_s'] / r['files'] * 1000:.3f} s/1k, "
                     f"RSS {r['peak_rss_mib']:.0f} MiB")
+        bound = _server_bound(sc, server, repeats, log) if chosen else None
     finally:
         if server is not None:
             server.stop()
     name = server.name if server is not None else "—"
-    return [summarize(sc, c, name, runs[c]) for c in chosen]
+    rows = [summarize(sc, c, name, runs[c]) for c in chosen]
+    if bound:
+        for row in rows:
+            row["server_bound_files_per_s"] = bound
+            row["pct_server_bound"] = round(100 * row["files_per_s"] / bound, 1)
+    return rows
+
+
+def _server_bound(sc: Scenario, server: h.Server | None, repeats: int,
+                  log: Callable[[str], None]) -> float | None:
+    """With latency added, what this server allows at ``sc.concurrency``: raw keep-alive
+    clients that do nothing but send and read. The ideal bound assumes the server answers
+    in exactly ``latency_s``; its own turnaround and timer rounding cost a little more,
+    and no client can beat that."""
+    if not sc.latency_s or server is None:
+        return None
+    bound = float(ceiling(server, sc.data, 3.0 if repeats > 1 else 2.0,
+                          connections=sc.concurrency, procs=2)["files_per_s"])
+    log(f"  server bound: {bound:,.0f} files/s with raw keep-alive clients at concurrency "
+        f"{sc.concurrency} ({100 * bound / (sc.ideal or bound):.1f} % of the ideal)")
+    return bound
 
 
 def _resume_run(sc: Scenario, work: Path, profile: str | None) -> dict[str, Any]:
