@@ -39,17 +39,16 @@ import platform
 import stat
 import sys
 import threading
-import zipfile
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, TypeVar, TypeVarTuple, Unpack
+from typing import TypeVar, TypeVarTuple, Unpack
 
 import anyio
 import anyio.to_thread
 
 from .errors import BodyTooLarge, InvalidBody, StorageError
-from .zipcheck import zip_problem
+from .zipcheck import check_zip, zip_problem
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
@@ -58,7 +57,6 @@ PART_SUFFIX = ".part"
 DEFAULT_MAX_FILE_BYTES = 2 * 1024**3
 DEFAULT_CHUNK_SIZE = 256 * 1024
 DEFAULT_WRITE_SIZE = 1024 * 1024
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive
 _REASONS = {
     errno.ENOSPC: "disk full",
     errno.EFBIG: "disk full (file too large for the file system)",
@@ -91,44 +89,6 @@ class Stored:
     path: Path
     bytes: int
     sha256: str
-
-
-def check_zip(path: Path) -> str | None:
-    """The problem with the zip file at ``path`` (``"not a zip"``, ``"corrupt zip: …"``), or None.
-
-    Checks the magic number, reads the central directory and decompresses every member
-    to check its CRC (``ZipFile.testzip``). Memory stays bounded; time is proportional
-    to the uncompressed size. OSError opening the file propagates; errors while
-    decompressing (including bz2's OSError) count as corruption.
-    """
-    with open(path, "rb") as f:
-        problem = _zip_problem(f)  # without a size limit: never False
-    return problem if isinstance(problem, str) else None
-
-
-def _zip_problem(f: IO[bytes], max_inflated: int | None = None) -> str | bool | None:
-    """The problem with a zip, or None. With ``max_inflated``, False instead of checking
-    when the members inflate to more than that (the caller checks in a thread)."""
-    if bytes(f.read(4)) not in _ZIP_MAGIC:
-        return "not a zip"
-    f.seek(0)
-    try:
-        with zipfile.ZipFile(f) as zf:
-            if max_inflated is not None and (
-                    sum(i.file_size for i in zf.infolist()) > max_inflated):
-                return False
-            bad = zf.testzip()
-    except zipfile.BadZipFile as exc:
-        return f"corrupt zip: {_short(str(exc))}"
-    except Exception as exc:  # zlib.error, EOFError, bz2's OSError, encrypted members, ...
-        return f"corrupt zip: {type(exc).__name__}"
-    if bad is not None:
-        return f"corrupt zip: bad CRC in member {_short(bad)!r}"
-    return None
-
-
-def _short(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _fsync_dir(path: Path) -> None:

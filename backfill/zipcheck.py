@@ -1,4 +1,4 @@
-"""A fast check of a whole zip body held in memory, for use on the event loop.
+"""Is a report body a readable zip? A fast check for bodies in memory, and the reference.
 
 ``zipfile.ZipFile(...).testzip()`` spends tens of microseconds of pure Python per small
 body (ZipInfo objects, a ZipExtFile with its buffering, per-call seeks), which showed up
@@ -6,7 +6,7 @@ near the top of the profile. :func:`zip_problem` reads the common layouts — a 
 directory at the end (optionally followed by a comment), STORED or DEFLATED members laid
 out one after another from offset 0, no zip64, no encryption — with ``struct`` and
 ``zlib`` directly, and hands everything else to the ``zipfile`` path
-(``storage._zip_problem``).
+(:func:`zipfile_problem`, also used by :func:`check_zip` for files on disk).
 
 Its one rule: it answers "good" only where ``testzip`` accepts the bytes and "bad" only
 where ``zipfile`` rejects them; whenever that is not certain it asks ``zipfile``. That is
@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import io
 import struct
+import zipfile
 import zlib
+from pathlib import Path
+from typing import IO
 
-_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # what storage._zip_problem accepts as a zip at all
+_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive
 _EOCD_SIG = b"PK\x05\x06"
 _CENTRAL_SIG = b"PK\x01\x02"
 _LOCAL_SIG = b"PK\x03\x04"
@@ -63,22 +66,20 @@ class _Undecided(Exception):
 
 def zip_problem(data: bytes, max_inflated: int | None = None) -> str | bool | None:
     """The problem with the zip in ``data``, or None; same contract as
-    ``storage._zip_problem(io.BytesIO(data), max_inflated)``.
+    ``zipfile_problem(io.BytesIO(data), max_inflated)``.
 
     ``"not a zip"`` or ``"corrupt zip: …"`` when it is bad; with ``max_inflated``, False
     when the members' declared sizes add up to more than that (nothing else is checked
     then). Layouts the fast path does not cover go to ``zipfile``.
     """
     if data and data[:4] not in _MAGIC:
-        return "not a zip"  # storage._zip_problem's first test, verbatim
+        return "not a zip"  # zipfile_problem's first test, verbatim
     try:
         if data:
             return _check(data, max_inflated)
     except _Undecided:
         pass
-    from .storage import _zip_problem  # here: storage imports this module
-
-    return _zip_problem(io.BytesIO(data), max_inflated)
+    return zipfile_problem(io.BytesIO(data), max_inflated)
 
 
 def _check(data: bytes, max_inflated: int | None) -> str | bool | None:
@@ -222,5 +223,46 @@ def _name(raw: bytes, flags: int) -> str:
 
 def _label(raw: bytes, flags: int) -> str:
     """A member name for a message: decoded, shortened, quoted (no raw bytes)."""
-    text = raw.decode("utf-8" if flags & _UTF8_NAME else "cp437", errors="replace")
-    return repr(text if len(text) <= 120 else text[:119] + "…")
+    return repr(_short(raw.decode("utf-8" if flags & _UTF8_NAME else "cp437",
+                                  errors="replace")))
+
+
+# ------------------------------------------------------------------ the zipfile path
+
+
+def check_zip(path: Path) -> str | None:
+    """The problem with the zip file at ``path`` (``"not a zip"``, ``"corrupt zip: …"``), or None.
+
+    Checks the magic number, reads the central directory and decompresses every member
+    to check its CRC (``ZipFile.testzip``). Memory stays bounded; time is proportional
+    to the uncompressed size. OSError opening the file propagates; errors while
+    decompressing (including bz2's OSError) count as corruption.
+    """
+    with open(path, "rb") as f:
+        problem = zipfile_problem(f)  # without a size limit: never False
+    return problem if isinstance(problem, str) else None
+
+
+def zipfile_problem(f: IO[bytes], max_inflated: int | None = None) -> str | bool | None:
+    """The problem with a zip, by ``zipfile`` (the reference), or None. With
+    ``max_inflated``, False instead of checking when the members inflate to more."""
+    if bytes(f.read(4)) not in _MAGIC:
+        return "not a zip"
+    f.seek(0)
+    try:
+        with zipfile.ZipFile(f) as zf:
+            if max_inflated is not None and (
+                    sum(i.file_size for i in zf.infolist()) > max_inflated):
+                return False
+            bad = zf.testzip()
+    except zipfile.BadZipFile as exc:
+        return f"corrupt zip: {_short(str(exc))}"
+    except Exception as exc:  # zlib.error, EOFError, bz2's OSError, encrypted members, ...
+        return f"corrupt zip: {type(exc).__name__}"
+    if bad is not None:
+        return f"corrupt zip: bad CRC in member {_short(bad)!r}"
+    return None
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,5 +1,5 @@
 """zipcheck.zip_problem: known good and bad zips, simulator bodies, and a differential
-fuzz against the zipfile path (storage._zip_problem), which is the reference."""
+fuzz against the zipfile path (zipcheck.zipfile_problem), which is the reference."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backfill import storage
+from backfill import zipcheck
 from backfill.simulator.body import BodySpec, build_body
 from backfill.zipcheck import zip_problem
 
@@ -26,7 +26,7 @@ STORED, DEFLATED = zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED
 NAME = "Daily_campaign_summary_20261126.zip"
 
 
-_zipfile_path = storage._zip_problem  # kept: the tests below patch the module attribute
+_zipfile_path = zipcheck.zipfile_problem  # kept: the tests below patch the module attribute
 
 
 def reference(data: bytes, max_inflated: int | None = None) -> str | bool | None:
@@ -36,13 +36,13 @@ def reference(data: bytes, max_inflated: int | None = None) -> str | bool | None
 @contextmanager
 def no_fallback() -> Iterator[None]:
     """Fail if zip_problem hands the body to the zipfile path."""
-    with mock.patch.object(storage, "_zip_problem", side_effect=AssertionError("fell back")):
+    with mock.patch.object(zipcheck, "zipfile_problem", side_effect=AssertionError("fell back")):
         yield
 
 
 @contextmanager
 def counting_fallback() -> Iterator[mock.Mock]:
-    with mock.patch.object(storage, "_zip_problem", wraps=_zipfile_path) as spy:
+    with mock.patch.object(zipcheck, "zipfile_problem", wraps=_zipfile_path) as spy:
         yield spy
 
 
