@@ -21,7 +21,7 @@ from aiohttp import web
 
 from backfill.client import Client
 from backfill.clock import ScaledClock
-from backfill.config import HttpSettings
+from backfill.config import Config, HttpSettings
 from backfill.engine import Backfill, Options
 from backfill.errors import RedirectError
 from backfill.events import Event, FileFinished, HostPaused, HostResumed, RetryScheduled
@@ -33,6 +33,7 @@ from .conftest import (
     BIG,
     SMALL,
     TODAY,
+    Outcome,
     big_sizes,
     check_promise,
     make_config,
@@ -330,6 +331,20 @@ def _hostile_app(behaviour: dict[str, Any]) -> web.Application:
     return app
 
 
+async def run_against(app: web.Application, config: Config) -> Outcome:
+    """The engine against ``app`` on 127.0.0.1: for servers the simulator cannot imitate."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        with anyio.fail_after(30):
+            return await run_engine(pointed_at(config, f"http://127.0.0.1:{port}"))
+    finally:
+        await runner.cleanup()
+
+
 @pytest.mark.parametrize("mode", ["endless", "valid"])
 async def test_a_chunked_body_without_length_is_capped_or_stored_exactly(
     tmp_path: Path, mode: str
@@ -340,25 +355,15 @@ async def test_a_chunked_body_without_length_is_capped_or_stored_exactly(
 
     body = build_body(BodySpec(0, "ACME01", task.filename, 200_000))
     behaviour: dict[str, Any] = {"mode": mode, "body": body}
-    runner = web.AppRunner(_hostile_app(behaviour), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        cfg = pointed_at(config, f"http://127.0.0.1:{port}")
-        with anyio.fail_after(30):
-            out = await run_engine(cfg)
-    finally:
-        await runner.cleanup()
+    out = await run_against(_hostile_app(behaviour), config)
     rec = out.records[task.filename]
-    files = [p for p in cfg.run.output_dir.rglob("*") if p.is_file()]
+    files = [p for p in config.run.output_dir.rglob("*") if p.is_file()]
     if mode == "endless":
         assert (rec.status, rec.error, rec.attempts) == (Status.FAILED, "too large", 1)
         assert {p.name for p in files} == {"manifest.jsonl", "manifest.jsonl.lock"}
     else:
         assert rec.status is Status.COMPLETED
-        assert (cfg.run.output_dir / (rec.path or "")).read_bytes() == body
+        assert (config.run.output_dir / (rec.path or "")).read_bytes() == body
         assert not [p for p in files if p.suffix == ".part"]
 
 
@@ -462,17 +467,7 @@ async def test_a_malformed_redirect_fails_one_file_not_the_run(
     tmp_path: Path, location: str, status: Status
 ) -> None:
     config = config_for(tmp_path, run={"start": "-1d", "end": "-1d"})
-    runner = web.AppRunner(_redirecting_app(location), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        cfg = pointed_at(config, f"http://127.0.0.1:{port}")
-        with anyio.fail_after(30):
-            out = await run_engine(cfg)
-    finally:
-        await runner.cleanup()
+    out = await run_against(_redirecting_app(location), config)
     assert {r.status for r in out.records.values()} == {status}
     if status is Status.FAILED:
         assert {r.error for r in out.records.values()} == {"redirect refused"}
@@ -495,17 +490,7 @@ async def test_a_hostile_400_body_is_only_a_missing_file(tmp_path: Path, body: b
     enough to exhaust the parser's recursion, bytes that are not text), the file is
     classified by its age and the run goes on."""
     config = config_for(tmp_path, run={"start": "-7d", "end": "-6d"})
-    runner = web.AppRunner(_raw_400_app(body), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        cfg = pointed_at(config, f"http://127.0.0.1:{port}")
-        with anyio.fail_after(30):
-            out = await run_engine(cfg)
-    finally:
-        await runner.cleanup()
+    out = await run_against(_raw_400_app(body), config)
     statuses = sorted(r.status.value for r in out.records.values())
     assert statuses == ["expired"] * 2 + ["missing"] * 2
     assert out.summary.exit_code == 0
