@@ -32,6 +32,8 @@ from backfill.manifest import ManifestState, Record, Status, load_manifest
 from backfill.planner import tasks, windows
 from backfill.simulator import Faults, Simulator, run_simulator
 
+from ..integration.conftest import WORKSPACES_TOML
+
 pytestmark = pytest.mark.anyio
 
 TODAY = date(2026, 11, 27)
@@ -62,22 +64,8 @@ api_key = "test-key"
 base_url = "{base_url}"
 reports = {reports}
 
-[[workspace]]
-name = "acme"
-app_id = "ACME01"
-timezone = "Europe/Berlin"
+""" + WORKSPACES_TOML
 
-[[workspace]]
-name = "globex"
-app_id = "GLOBEX7"
-timezone = "America/New_York"
-secret_key = "globex-secret"
-
-[[workspace]]
-name = "initech"
-app_id = "INITECH3"
-timezone = "Asia/Kolkata"
-"""
 
 # Runs the CLI under a file-size limit: a write past it fails with EFBIG (SIGXFSZ
 # ignored, as CPython does anyway), which is what a full disk looks like to the program.

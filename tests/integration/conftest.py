@@ -13,6 +13,24 @@ from backfill.manifest import Record, Status, load_manifest
 
 TODAY = date(2026, 11, 27)
 REPORTS = ["Daily campaign summary", "Email - delivery (EU)"]
+# The three workspaces of make_config's default, for tests that write TOML by hand.
+WORKSPACES_TOML = """\
+[[workspace]]
+name = "acme"
+app_id = "ACME01"
+timezone = "Europe/Berlin"
+
+[[workspace]]
+name = "globex"
+app_id = "GLOBEX7"
+timezone = "America/New_York"
+secret_key = "globex-secret"
+
+[[workspace]]
+name = "initech"
+app_id = "INITECH3"
+timezone = "Asia/Kolkata"
+"""
 
 
 def make_config(tmp: Path, workspaces: Sequence[dict[str, Any]] | None = None,

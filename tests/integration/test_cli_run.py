@@ -16,7 +16,7 @@ from anyio.abc import Process
 from backfill.manifest import Status, load_manifest
 from backfill.simulator import Faults, run_simulator
 
-from .conftest import TODAY, make_config
+from .conftest import TODAY, WORKSPACES_TOML, make_config
 
 pytestmark = pytest.mark.anyio
 
@@ -36,22 +36,8 @@ api_key = "test-key"
 base_url = "{base_url}"
 reports = ["Daily campaign summary", "Email - delivery (EU)"]
 
-[[workspace]]
-name = "acme"
-app_id = "ACME01"
-timezone = "Europe/Berlin"
+""" + WORKSPACES_TOML
 
-[[workspace]]
-name = "globex"
-app_id = "GLOBEX7"
-timezone = "America/New_York"
-secret_key = "globex-secret"
-
-[[workspace]]
-name = "initech"
-app_id = "INITECH3"
-timezone = "Asia/Kolkata"
-"""
 TOTAL = 3 * 2 * 7
 
 
