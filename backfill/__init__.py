@@ -8,14 +8,13 @@ Subscribe to :mod:`backfill.events` with :meth:`Backfill.subscribe` for progress
 a scheduler (Airflow, Dagster); ``summary.document(run=True)`` is the ``run --json`` output.
 """
 
+from ._version import __version__
 from .config import Config, load_config
 from .engine import Backfill, Options
 from .errors import BackfillError, ConfigError, LockedError, ManifestError, StorageError
 from .events import Event
 from .manifest import Record, Status
 from .summary import Summary
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Backfill",

@@ -7,6 +7,7 @@ Exit codes (design.md): 0 nothing failed · 1 some files failed · 2 bad config 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=positive_int, help="override [run] concurrency")
     run.add_argument("--max-outage", type=seconds, metavar="SECONDS",
                      help="give up on a host unreachable this long (default 1800)")
+    _add_cacert(run)
     run.add_argument("--no-progress", action="store_true", help="no live progress display")
     run.add_argument("--quiet", "-q", action="store_true", help="only errors on stderr")
     run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -101,6 +103,21 @@ def _add_simulate(sub: Any) -> None:
     except ImportError:  # simulator not built yet
         return
     add_parser(sub)
+
+
+def _add_cacert(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cacert", type=Path, metavar="PEM",
+                   help="trust the CA certificates in this file (overrides [http] ca_bundle)")
+
+
+def with_cacert(config: Config, cacert: Path | None) -> Config:
+    """``--cacert`` in place of ``[http] ca_bundle``; a missing file is a usage error."""
+    if cacert is None:
+        return config
+    if not cacert.is_file():
+        raise ConfigError(f"--cacert {cacert}: no such file (a PEM file of CA certificates)")
+    http = dataclasses.replace(config.http, ca_bundle=cacert.resolve())
+    return dataclasses.replace(config, http=http)
 
 
 def _add_log_args(p: argparse.ArgumentParser) -> None:
@@ -198,7 +215,7 @@ def _options(args: argparse.Namespace) -> Options:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = with_cacert(load_config(args.config), args.cacert)
     check_workspaces(config, args.workspace)
     from .engine import Backfill
 

@@ -6,6 +6,16 @@ credentials. A redirect to another origin is refused (``cross_origin_redirects="
 the default) or followed with *no* credentials (``"strip"``). An https → http downgrade and
 a loop are always refused.
 
+Proxies are chosen per origin by :mod:`backfill.proxy` (config, then the environment) and
+passed to aiohttp explicitly; ``trust_env`` stays off, so aiohttp never reads netrc or the
+proxy variables itself. An https:// origin goes through the proxy inside a ``CONNECT``
+tunnel, so the proxy sees only the host name; a plain http:// origin would hand the
+``Authorization`` and ``Signature`` headers to the proxy in clear text, so it is refused
+(use https, or list the host in ``NO_PROXY``). TLS uses one SSL context made at start-up:
+the system's trust store (``SSL_CERT_FILE``/``SSL_CERT_DIR`` read then), or only
+``[http] ca_bundle``. A certificate that fails verification is a
+:class:`~backfill.errors.CertificateError` (not retried), never a transient connect error.
+
 No aiohttp exception leaves this module: they become :mod:`backfill.errors` types whose
 messages name the exception class and the URL path only — never headers, never
 ``repr(request_info)`` (which holds the Authorization and Signature values).
@@ -15,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+import os
+import ssl
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,19 +36,43 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from yarl import URL
 
+from ._version import __version__
 from .config import HttpSettings
-from .errors import ConnectError, ConnectionLost, RedirectError, RemoteError, RequestTimeout
+from .errors import (
+    CertificateError,
+    ConfigError,
+    ConnectError,
+    ConnectionLost,
+    ProxyError,
+    RedirectError,
+    RemoteError,
+    RequestTimeout,
+)
 from .naming import origin
+from .proxy import ProxyRoute, ProxyTable
 
 CREDENTIAL_HEADERS = ("Authorization", "Signature", "MOE-APPKEY")
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 READ_BUFSIZE = 1024 * 1024
+USER_AGENT = f"moe-backfill/{__version__}"
 
 
 def translate(exc: BaseException, url: str) -> RemoteError:
     """Map an aiohttp/OS error to ours. The message carries no header values."""
-    path = urlsplit(url).path
+    parts = urlsplit(url)
+    path = parts.path
     name = type(exc).__name__
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        why = getattr(exc.certificate_error, "verify_message", None) or "not trusted"
+        return CertificateError(
+            f"certificate verify failed for {parts.hostname} ({why}): set ca_bundle in "
+            "[http] (or --cacert) to the CA file that signed it")
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        if exc.status in (502, 503, 504):  # the proxy could not reach the host: transient
+            return ConnectError(f"proxy could not connect ({exc.status}) for {path}")
+        hint = ": check the proxy's user:password" if exc.status == 407 else ""
+        return ProxyError(f"proxy refused CONNECT to {parts.hostname} "
+                          f"(status {exc.status}){hint}")
     if isinstance(exc, aiohttp.ClientConnectorError):
         return ConnectError(f"cannot connect ({name}) for {path}")
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
@@ -95,16 +131,38 @@ def _printable(text: str) -> str:
 class Client:
     """One pooled, keep-alive aiohttp session for a whole run."""
 
-    def __init__(self, http: HttpSettings, *, limit: int, limit_per_host: int) -> None:
+    def __init__(self, http: HttpSettings, *, limit: int, limit_per_host: int,
+                 origins: Iterable[str] = (), env: Mapping[str, str] | None = None) -> None:
+        """``origins``: the base URLs the run will use, checked now against the proxy rules
+        (ConfigError, exit 2, before any request). ``env``: default ``os.environ``."""
         self._http = http
         self._limit = limit
         self._limit_per_host = limit_per_host
         self._session: aiohttp.ClientSession | None = None
+        self._proxies = ProxyTable(http.proxy, os.environ if env is None else env)
+        self._routes: dict[tuple[str, str, int], ProxyRoute | None] = {}
+        for url in origins:
+            self.route(url, credentials=True)
+        self._ssl = ssl_context(http)
+
+    def route(self, url: str, *, credentials: bool) -> ProxyRoute | None:
+        """The proxy for ``url``'s origin (None: direct). With ``credentials``, a plain
+        http:// origin through a proxy is refused (the proxy would read them)."""
+        key = origin(url)
+        if key not in self._routes:
+            self._routes[key] = self._proxies.route(*key)
+        found = self._routes[key]
+        if found is not None and key[0] == "http" and credentials:
+            raise ConfigError(
+                f"{key[0]}://{key[1]}:{key[2]} would go through the proxy {found.url} (from "
+                f"{found.source}) in clear text, and the proxy would read the Authorization "
+                "and Signature headers: use an https:// base_url, or add the host to NO_PROXY")
+        return found
 
     async def __aenter__(self) -> Client:
         connector = aiohttp.TCPConnector(
             limit=self._limit, limit_per_host=self._limit_per_host, ttl_dns_cache=300,
-            enable_cleanup_closed=False,
+            enable_cleanup_closed=False, ssl=self._ssl,
         )
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self._http.connect_timeout_s,
@@ -112,7 +170,9 @@ class Client:
         )
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=timeout, auto_decompress=False,
-            raise_for_status=False, trust_env=False,
+            # trust_env=False: aiohttp would read netrc (and clash with our Authorization)
+            # and go direct for a proxy it does not support; proxy.py decides instead.
+            raise_for_status=False, trust_env=False, headers={"User-Agent": USER_AGENT},
             # The .zip is served as application/gzip; never let a proxy/encoding layer touch it.
             skip_auto_headers=("Accept-Encoding",),
             # Buffer up to 1 MiB per connection before pausing the socket (default 64 KiB:
@@ -135,9 +195,16 @@ class Client:
         current, sent = url, dict(headers)
         seen = {url}
         for _ in range(self._http.max_redirects + 1):
+            secret = any(k in sent for k in CREDENTIAL_HEADERS)
             try:
+                via = self.route(current, credentials=secret)
+                proxy_headers = dict(via.headers) if via else None
+                # forwarded, not tunnelled: aiohttp sends proxy_headers only with CONNECT
+                forwarded = via is not None and not current.startswith("https:")
                 resp = await self._session.get(
-                    URL(current, encoded=True), headers=sent, allow_redirects=False
+                    URL(current, encoded=True), allow_redirects=False,
+                    headers={**sent, **via.headers} if via and forwarded else sent,
+                    proxy=via.url if via else None, proxy_headers=proxy_headers,
                 )
             except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
                 # ValueError: a URL or header aiohttp will not send (fails this file only)
@@ -189,3 +256,13 @@ class Client:
                 raise RedirectError(f"redirect to another origin ({there[1]}) refused for {path}")
             sent = {k: v for k, v in sent.items() if k not in CREDENTIAL_HEADERS}
         return target, sent
+
+
+def ssl_context(http: HttpSettings) -> ssl.SSLContext:
+    """The one SSL context of a run: the system's CAs, or only ``http.ca_bundle``."""
+    cafile = str(http.ca_bundle) if http.ca_bundle is not None else None
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"[http] ca_bundle: {cafile}: not a usable PEM file of CA "
+                          f"certificates ({type(exc).__name__})") from None

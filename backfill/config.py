@@ -36,6 +36,7 @@ from .naming import (
     report_filename,
     safe_component,
 )
+from .proxy import ProxyTable
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 GIB = 1024**3
@@ -176,6 +177,8 @@ class HttpSettings:
     file_timeout_s: float = 900.0  # whole request, headers to last byte
     cross_origin_redirects: str = "refuse"  # or "strip": follow without credentials
     max_redirects: int = 5
+    proxy: str | None = None  # None: from the environment (proxy.py); "": never a proxy
+    ca_bundle: Path | None = None  # PEM file of CAs to trust instead of the system's
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +215,7 @@ _RUN_KEYS = {
 }
 _HTTP_KEYS = {
     "connect_timeout_s", "read_timeout_s", "file_timeout_s", "cross_origin_redirects",
-    "max_redirects",
+    "max_redirects", "proxy", "ca_bundle",
 }
 _RETRY_KEYS = {
     "max_attempts", "backoff_base_s", "backoff_max_s", "retry_after_max_s",
@@ -363,6 +366,30 @@ def _url_problem(url: str) -> str | None:
     if parts.query or parts.fragment or "#" in url or any(c.isspace() for c in url):
         return "must be a plain URL: no query, fragment or spaces"
     return None
+
+
+def _proxy(p: _Problems, http_t: Mapping[str, Any]) -> str | None:
+    if "proxy" not in http_t:
+        return None
+    value = _str(p, "[http]", http_t, "proxy", "")
+    try:
+        ProxyTable(value, {})
+    except ConfigError as exc:
+        p.add("[http]", "proxy", str(exc).removeprefix("proxy [http] proxy="))
+    return value
+
+
+def _ca_bundle(p: _Problems, base: Path, http_t: Mapping[str, Any]) -> Path | None:
+    if "ca_bundle" not in http_t:
+        return None
+    value = _str(p, "[http]", http_t, "ca_bundle", "")
+    if not value.strip():
+        p.add("[http]", "ca_bundle", "is empty: name a PEM file of CA certificates")
+        return None
+    path = _path(base, value)
+    if not path.is_file():
+        p.add("[http]", "ca_bundle", f"{path}: no such file (a PEM file of CA certificates)")
+    return path
 
 
 def _reports(p: _Problems, where: str, value: Any) -> tuple[Report, ...]:
@@ -563,6 +590,8 @@ def parse_config(
         file_timeout_s=_float(p, "[http]", http_t, "file_timeout_s", 900.0, 0.001),
         cross_origin_redirects=cross,
         max_redirects=_int(p, "[http]", http_t, "max_redirects", 5, minimum=0),
+        proxy=_proxy(p, http_t),
+        ca_bundle=_ca_bundle(p, base, http_t),
     )
 
     retry_t = _table(p, raw, "retry")

@@ -160,13 +160,14 @@ class Backfill:
 
     async def run(self) -> Summary:
         wins = self.windows()
+        client = self._make_client(wins)
         self._check_output_dir()
         with ManifestLock(self.manifest_path):
             state = await anyio.to_thread.run_sync(load_manifest, self.manifest_path)
             storage = Storage(self.output_dir, max_file_bytes=self.config.run.max_file_bytes)
             await anyio.to_thread.run_sync(storage.remove_stale_parts)
             try:
-                summary = await self._run(wins, state, storage)
+                summary = await self._run(wins, state, storage, client)
             except BaseExceptionGroup as group:  # library users get our error, not a group
                 raise first_error(group) from None
             if not summary.interrupted and self._worth_compacting(state):
@@ -232,7 +233,16 @@ class Backfill:
         return render_path(self.config.run.layout, workspace=ws.name, app_id=ws.app_id,
                            report=task.report.name, day=task.day, filename=task.filename)
 
-    async def _run(self, wins: list[Window], state: ManifestState, storage: Storage) -> Summary:
+    def _make_client(self, wins: list[Window]) -> Client:
+        """The run's HTTP client, made before anything is written: a proxy or CA problem
+        (ConfigError, exit 2) stops the run before the first file or request."""
+        per_host = self.config.run.per_host or self.concurrency
+        return Client(self.config.http, limit=self.concurrency, limit_per_host=per_host,
+                      origins=[base_url(w.workspace.data_center, w.workspace.base_url)
+                               for w in wins])
+
+    async def _run(self, wins: list[Window], state: ManifestState, storage: Storage,
+                   client: Client) -> Summary:
         cfg = self.config
         start = self.clock.monotonic()
         self._state = state
@@ -259,8 +269,7 @@ class Backfill:
                 RateLimiter(ws.rate, self.clock) if ws.rate else None, tally, breaker,
             )
         self._emit(RunStarted({w.workspace.name: self._count_fetch(w) for w in wins}))
-        per_host = cfg.run.per_host or self.concurrency
-        async with Client(cfg.http, limit=self.concurrency, limit_per_host=per_host) as client:
+        async with client:
             self._client = client
             async with anyio.create_task_group() as tg:
                 await tg.start(self._writer.run)

@@ -11,6 +11,9 @@
         │   ├── ConnectError         connection refused / DNS / TLS handshake
         │   ├── ConnectionLost       reset or closed mid-response
         │   └── RequestTimeout        connect, idle-read or whole-file deadline passed
+        ├── CertificateError         the server's TLS certificate is not trusted (not
+        │                            retried: set [http] ca_bundle or --cacert)
+        ├── ProxyError               the proxy refused the CONNECT (status, e.g. 407)
         ├── RedirectError            redirect refused (other origin, loop, downgrade)
         └── BodyError                a 200 whose body is not the report
             ├── BodyTooLarge         larger than max_file_bytes (not retried)
@@ -85,6 +88,19 @@ class ConnectionLost(TransportError):
 
 class RequestTimeout(TransportError):
     kind = "timeout"
+
+
+class CertificateError(RemoteError):
+    """The certificate chain failed verification. Retrying cannot help; the message is the
+    reason a summary shows ("certificate verify failed for <host>: set ca_bundle")."""
+
+    kind = "certificate"
+
+
+class ProxyError(RemoteError):
+    """The proxy answered the CONNECT with an error status (407: wrong proxy credentials)."""
+
+    kind = "proxy"
 
 
 class RedirectError(RemoteError):

@@ -13,6 +13,7 @@
     408 / 425 / 429 / 5xx, timeouts,        retry: full-jitter exponential backoff,
       resets, refused connections             honouring Retry-After; then failed
     redirect refused                        failed "redirect refused"
+    certificate not trusted, proxy refused  failed with the message (host, what to set)
     other statuses                          failed "http <status>"
 
 Backoff for attempt n (1-based): ``uniform(0, min(backoff_max_s, backoff_base_s * 2**(n-1)))``,
@@ -28,7 +29,15 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from .config import RetrySettings
-from .errors import BodyError, BodyTooLarge, RedirectError, RemoteError, TransportError
+from .errors import (
+    BodyError,
+    BodyTooLarge,
+    CertificateError,
+    ProxyError,
+    RedirectError,
+    RemoteError,
+    TransportError,
+)
 from .manifest import Record, Status
 from .planner import Kind
 
@@ -131,6 +140,9 @@ def decide_error(
         return Decision(Action.RECORD, Status.FAILED, error.kind)
     if isinstance(error, RedirectError):
         return Decision(Action.RECORD, Status.FAILED, error.kind)
+    if isinstance(error, CertificateError | ProxyError):
+        # Retrying cannot help; the message (host, what to set) is the reason to show.
+        return Decision(Action.RECORD, Status.FAILED, str(error))
     if isinstance(error, BodyError):
         # A bad body says nothing about the host being down.
         return _retry_or_fail(error.kind, attempt, settings, rng, transient=False)

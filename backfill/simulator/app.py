@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from ssl import SSLContext
 from typing import Literal
 from urllib.parse import quote, unquote
 
@@ -117,18 +118,22 @@ class Simulator:
         self._buckets: dict[str, TokenBucket] = {}
         self._waiters: list[tuple[Callable[[Counters], bool], asyncio.Future[None]]] = []
         self._zip_headers = CIMultiDict({"Content-Type": ZIP_TYPE})
+        self._ssl: SSLContext | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    async def start(self, host: str = "127.0.0.1", port: int = 0,
+                    ssl: SSLContext | None = None) -> None:
+        """Listen; with ``ssl`` (a server context) the base URL is https://."""
         self.host = host
+        self._ssl = ssl
         # handler_cancellation: a stalled or dripping handler ends when its client leaves.
         self._server = web.Server(self._handle, handler_cancellation=True, access_log=None)
         self._listener = await self._listen(host, port)
         sock = self._listener.sockets[0]
         self.port = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
-        self.base_url = f"http://{shown}:{self.port}"
+        self.base_url = f"{'https' if ssl else 'http'}://{shown}:{self.port}"
 
     async def stop(self) -> None:
         if self._reopen is not None:
@@ -150,7 +155,8 @@ class Simulator:
     async def _listen(self, host: str, port: int) -> asyncio.Server:
         assert self._server is not None, "start() first"
         loop = asyncio.get_running_loop()
-        return await loop.create_server(self._server, host, port, reuse_address=True)
+        return await loop.create_server(self._server, host, port, reuse_address=True,
+                                        ssl=self._ssl)
 
     # ------------------------------------------------------------------ controls
 
@@ -522,10 +528,12 @@ async def run_simulator(
     host: str = "127.0.0.1",
     port: int = 0,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ssl: SSLContext | None = None,
 ) -> AsyncIterator[Simulator]:
-    """Serve ``workspaces`` on ``host:port`` (0: a free port) for the body of the block."""
+    """Serve ``workspaces`` on ``host:port`` (0: a free port) for the body of the block;
+    over TLS with ``ssl`` (a server-side context)."""
     sim = Simulator(workspaces, seed=seed, today=today, faults=faults, cache_bytes=cache_bytes)
-    await sim.start(host, port)
+    await sim.start(host, port, ssl)
     try:
         yield sim
     finally:

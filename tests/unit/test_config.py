@@ -269,6 +269,18 @@ CASES: dict[str, tuple[str, list[str]]] = {
         WS_ACME + 'base_url = "ftp://example.com"\n',
         ["[[workspace]] #1 (acme)", "base_url", "http(s) URL"],
     ),
+    "unsupported proxy scheme": (
+        '[http]\nproxy = "socks5://u:hunter2@p:1080"\n' + WS_ACME,
+        ["[http]", "proxy", "socks5:// proxies are not supported", "u:***@"],
+    ),
+    "proxy with a bad port": (
+        '[http]\nproxy = "http://p:99999"\n' + WS_ACME,
+        ["[http]", "proxy", "not a valid URL"],
+    ),
+    "ca_bundle that does not exist": (
+        '[http]\nca_bundle = "corp-ca.pem"\n' + WS_ACME,
+        ["[http]", "ca_bundle", "corp-ca.pem: no such file"],
+    ),
     "run that is not a table": (
         'run = "fast"\n' + WS_ACME,
         ["[run]", "must be a table"],
@@ -713,3 +725,12 @@ def test_any_document_gives_a_config_or_a_config_error(
             assert ws.data_center in ("01", "02", "03", "04", "05", "06", "101")
             assert ws.rate is None or (ws.rate > 0 and not math.isnan(ws.rate))
             assert ws.reports
+
+
+def test_http_proxy_and_ca_bundle_are_read(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("x")
+    text = '[http]\nproxy = "proxy.corp:3128"\nca_bundle = "ca.pem"\n' + WS_ACME
+    config = load_config(write(tmp_path, text), env={})
+    assert config.http.proxy == "proxy.corp:3128"
+    assert config.http.ca_bundle == tmp_path / "ca.pem"
+    assert load_config(write(tmp_path, WS_ACME), env={}).http.proxy is None
