@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import pendulum
 
 from .errors import ConfigError
+from .monitor.settings import NOTIFY_KEYS, NotifySettings, parse_notify
 from .naming import (
     DATA_CENTERS,
     DEFAULT_LAYOUT,
@@ -168,6 +169,7 @@ class RunSettings:
     layout: str = DEFAULT_LAYOUT
     max_file_bytes: int = 2 * GIB
     max_outage_s: float = 1800.0
+    metrics_file: Path | None = None  # Prometheus textfile written at the end of a run
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +201,7 @@ class Config:
     http: HttpSettings
     retry: RetrySettings
     workspaces: tuple[Workspace, ...]
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     def workspace(self, name: str) -> Workspace:
         for ws in self.workspaces:
@@ -211,7 +214,7 @@ class Config:
 
 _RUN_KEYS = {
     "start", "end", "output_dir", "manifest", "concurrency", "per_host", "layout",
-    "max_file_bytes", "max_outage_s",
+    "max_file_bytes", "max_outage_s", "metrics_file",
 }
 _HTTP_KEYS = {
     "connect_timeout_s", "read_timeout_s", "file_timeout_s", "cross_origin_redirects",
@@ -226,7 +229,7 @@ _WS_SHARED_KEYS = {
     "base_url",
 }
 _WS_KEYS = _WS_SHARED_KEYS | {"name", "app_id"}
-_TOP_KEYS = {"run", "http", "retry", "defaults", "workspace"}
+_TOP_KEYS = {"run", "http", "retry", "defaults", "workspace", "notify"}
 _ENV = re.compile(r"\$\{([^}]*)\}")
 _NAME_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
 
@@ -258,7 +261,7 @@ def _unknown_keys(p: _Problems, where: str, table: Mapping[str, Any], known: set
             p.add(where, key, f"unknown key{extra}")
 
 
-_SECRET_KEYS = frozenset({"api_key", "secret_key"})
+_SECRET_KEYS = frozenset({"api_key", "secret_key", "webhook"})
 # UPPER_CASE with an underscore (MOE_ACME_API_KEY), or without digits (TOKEN): a key
 # pasted into ${} rarely looks like that.
 _CONVENTIONAL_VAR = re.compile(r"(?=.{1,64}$)(?:[A-Z_]*_[A-Z0-9_]*|[A-Z]+)")
@@ -572,6 +575,8 @@ def parse_config(
         layout=layout,
         max_file_bytes=_int(p, "[run]", run_t, "max_file_bytes", 2 * GIB),
         max_outage_s=_float(p, "[run]", run_t, "max_outage_s", 1800.0),
+        metrics_file=(_path(base, _str(p, "[run]", run_t, "metrics_file", ""))
+                      if "metrics_file" in run_t else None),
     )
     if (run.start.absolute and run.end.absolute and run.start.absolute > run.end.absolute) or (
         run.start.absolute is None and run.end.absolute is None
@@ -645,9 +650,14 @@ def parse_config(
 
     if not p.lines:
         _one_path_per_file(p, layout, workspaces)
+    notify_t = _table(p, raw, "notify")
+    _unknown_keys(p, "[notify]", notify_t, set(NOTIFY_KEYS))
+    notify = parse_notify(p, notify_t, None if env is None else
+                          lambda key, value: _interpolate(p, "[notify]", key, value, env))
     if p.lines:
         raise ConfigError(p.lines)
-    return Config(path=path, run=run, http=http, retry=retry, workspaces=tuple(workspaces))
+    return Config(path=path, run=run, http=http, retry=retry, workspaces=tuple(workspaces),
+                  notify=notify)
 
 
 def _one_path_per_file(p: _Problems, layout: str, workspaces: list[Workspace]) -> None:

@@ -58,13 +58,15 @@ class WorkspaceTally:
 
 @dataclass(frozen=True, slots=True)
 class AtRisk:
-    """A file not yet fetched whose date is still inside the window."""
+    """A file not yet fetched whose date is still inside the window. ``status`` is a
+    manifest status, or ``planned`` for a planned date with no record yet."""
 
     workspace: str
     filename: str
     status: str
     expires_at: datetime
     reason: str | None
+    report: str | None = None
 
 
 @dataclass(slots=True)
