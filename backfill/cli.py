@@ -1,7 +1,7 @@
 """Command line: argument parsing and presentation only.
 
 Exit codes (design.md): 0 nothing failed · 1 some files failed · 2 bad config or usage ·
-75 manifest locked by another run · 130 interrupted.
+3 ``status --check`` found a problem · 75 manifest locked by another run · 130 interrupted.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from . import __version__
 from .argtypes import day, positive_int, seconds
 from .config import Config, DateSpec, load_config
 from .errors import BackfillError, ConfigError, first_error
+from .monitor import commands as monitor
+from .monitor.commands import add_check_args, add_metrics_arg, add_plan_args, plan_warnings
 from .planner import WorkspacePlan, summarize, todays, windows
 
 if TYPE_CHECKING:  # the engine stack is imported lazily: `plan` stays fast and light
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("config", help="path to the TOML config")
     _add_range_args(plan)
     plan.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    add_plan_args(plan)
 
     run = sub.add_parser("run", help="download every planned file not yet done")
     run.add_argument("config", help="path to the TOML config")
@@ -72,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     run.add_argument("--dry-run", action="store_true",
                      help="list the requests a run would make, make none")
+    add_metrics_arg(run)
     _add_log_args(run)
 
     status = sub.add_parser("status", help="what the manifest says: per workspace and status")
@@ -79,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="one JSON document on stdout")
     status.add_argument("--grid", action="store_true",
                         help="(workspace, report) × date matrix, files at risk first")
+    add_check_args(status)
 
     verify = sub.add_parser("verify", help="re-hash completed files; queue bad ones again")
     verify.add_argument("config", help="path to the TOML config")
@@ -195,6 +200,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     wins = windows(config, resolve_today(config, args.today), start=args.start, end=args.end,
                    only=args.workspace)
     doc = plan_document(summarize(wins))
+    doc["capacity"] = plan_warnings(config, wins, args.today, args.latency)
     if args.json:
         _print_json(doc)
         return EXIT_OK
@@ -233,6 +239,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     engine.subscribe(progress)
     with progress:
         summary = anyio.run(_run_until_signal, engine)
+    monitor.after_run(args, config, summary, engine.manifest_path, engine.windows())
     if args.json:
         _print_json(summary.document(run=True))
     elif not args.quiet:
@@ -300,8 +307,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     config, manifest_path = _status_source(args.target)
     state = load_manifest(manifest_path)
+    if args.check:
+        return monitor.check(args, config, state, manifest_path)
     workspaces = config.workspaces if config else ()
     summary = tally_records(state, workspaces, datetime.now(UTC))
+    summary.at_risk = monitor.at_risk(config, state, datetime.now(UTC))
     if args.json:
         doc = summary.document()
         doc["manifest"] = str(manifest_path)

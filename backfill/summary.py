@@ -113,7 +113,7 @@ class Summary:
             )
         doc["at_risk"] = [
             {"workspace": r.workspace, "filename": r.filename, "status": r.status,
-             "expires_at": r.expires_at.isoformat(), "reason": r.reason}
+             "expires_at": r.expires_at.isoformat(), "reason": r.reason, "report": r.report}
             for r in self.at_risk
         ]
         return doc

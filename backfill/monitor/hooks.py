@@ -21,9 +21,9 @@ from ..config import Config
 from ..planner import Window, todays, windows
 from ..summary import AtRisk, Summary, tally_records
 from . import alert, runs, verdict
-from .atrisk import Journal, unfetched
+from .atrisk import Journal, unfetched, within
 from .files import alerts_path, read_small, runs_path, write_atomic
-from .metrics import WorkspaceMetrics, render
+from .metrics import EXPIRING_WITHIN, WorkspaceMetrics, render
 from .settings import resolve_webhook
 from .verdict import Problem, rejected
 from .webhook import WebhookError, post
@@ -99,7 +99,9 @@ def write_metrics(path: Path, config: Config | None, v: View) -> None:
             run.finished_at.timestamp() if run else 0.0,
             run.succeeded_at.timestamp() if run and run.succeeded_at else 0.0,
             len(mine),
-            (soonest - v.now).total_seconds() if soonest else float("inf")))
+            (soonest - v.now).total_seconds() if soonest else float("inf"),
+            {label: len(within(mine, v.now, seconds))
+             for label, seconds in EXPIRING_WITHIN.items()}))
     try:
         write_atomic(path, render(rows, generated_at=v.now.timestamp()))
     except OSError as exc:

@@ -13,6 +13,7 @@ no dependency. The tests parse the output with prometheus_client's own parser.
     backfill_last_success_timestamp_seconds{workspace}  last finished run with no failure
     backfill_files_at_risk{workspace}             not fetched yet, not expired
     backfill_soonest_expiry_seconds{workspace}    until the first of them expires (+Inf: none)
+    backfill_files_expiring{workspace,within}     of them, those expiring within 6h/24h/48h
     backfill_metrics_timestamp_seconds            when this file was written
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..summary import STATUSES
 
@@ -36,6 +37,10 @@ class WorkspaceMetrics:
     last_success: float = 0.0
     at_risk: int = 0
     soonest_expiry_s: float = math.inf
+    expiring: Mapping[str, int] = field(default_factory=dict)  # "24h" -> files
+
+
+EXPIRING_WITHIN = {"6h": 6 * 3600, "24h": 24 * 3600, "48h": 48 * 3600}
 
 
 _GAUGES: tuple[tuple[str, str], ...] = (
@@ -78,6 +83,11 @@ def render(rows: Sequence[WorkspaceMetrics], *, generated_at: float) -> str:
         out += [f"# HELP backfill_{name} {help_text}", f"# TYPE backfill_{name} gauge"]
         out += [f'backfill_{name}{{workspace="{_label(m.name)}"}} {_value(_fields(m)[name])}'
                 for m in rows]
+    out += ["# HELP backfill_files_expiring Files at risk expiring within the time in 'within'.",
+            "# TYPE backfill_files_expiring gauge"]
+    for m in rows:
+        out += [f'backfill_files_expiring{{workspace="{_label(m.name)}",within="{w}"}} '
+                f'{m.expiring.get(w, 0)}' for w in EXPIRING_WITHIN]
     out += ["# HELP backfill_metrics_timestamp_seconds When this file was written.",
             "# TYPE backfill_metrics_timestamp_seconds gauge",
             f"backfill_metrics_timestamp_seconds {_value(round(generated_at, 3))}"]

@@ -84,7 +84,8 @@ def failed(risks: Iterable[AtRisk]) -> list[Problem]:
             reasons.setdefault(r.workspace, Counter())[r.reason or "unknown"] += 1
     out = []
     for ws, why in reasons.items():
-        shown = ", ".join(f"{reason} {n}" for reason, n in why.most_common(3))
+        shown = ", ".join(reason if n == 1 else f"{reason} ×{n}"
+                          for reason, n in why.most_common(3))
         more = "" if len(why) <= 3 else f", {len(why) - 3} other reasons"
         auth = any("auth" in reason for reason in why)
         out.append(Problem(

@@ -27,7 +27,7 @@ from .. import __version__
 
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 ATTEMPTS = 3
-BACKOFF_S = (0.5, 2.0)
+BACKOFF_S = (0.2, 1.0)
 RETRY_AFTER_MAX_S = 10.0
 
 

@@ -82,7 +82,7 @@ def test_status_grid_and_json_shapes(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert doc["workspaces"] == [{"name": "w", "app_id": "A", "completed": 1, "missing": 1,
                                   "expired": 1, "failed": 1, "pending": 1, "bytes": 10}]
     risky = doc["at_risk"]
-    assert {r["status"] for r in risky} == {"pending", "failed"}
+    assert {r["status"] for r in risky} == {"pending", "failed", "missing"}
     assert risky == sorted(risky, key=lambda r: r["expires_at"])
     assert main(["status", str(manifest), "--grid"]) == 0
     out = capsys.readouterr().out

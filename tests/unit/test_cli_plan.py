@@ -85,7 +85,7 @@ def expected_doc(start: date, end: date, today: date,
         })
     keys = ("dates", "fetch", "boundary", "expired", "future", "today", "dropped")
     totals = {k: sum(r[k] for w in workspaces for r in w["reports"]) for k in keys}
-    return {"version": 1, "totals": totals, "workspaces": workspaces}
+    return {"version": 1, "totals": totals, "workspaces": workspaces, "capacity": []}
 
 
 def test_example_plan_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,7 +103,7 @@ def test_example_plan_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_example_plan_json_is_stable(capsys: pytest.CaptureFixture[str]) -> None:
     doc = run_json(capsys, "--today", "2026-11-27")
-    assert list(doc) == ["version", "totals", "workspaces"]
+    assert list(doc) == ["version", "totals", "workspaces", "capacity"]
     assert list(doc["totals"]) == ["dates", "fetch", "boundary", "expired", "future", "today",
                                    "dropped"]
     ws = doc["workspaces"][0]

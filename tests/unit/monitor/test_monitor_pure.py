@@ -127,7 +127,7 @@ def test_failed_files_name_their_reasons_and_auth_asks_for_keys() -> None:
     risks = unfetched(journal, windows(cfg, {"acme": TODAY}), {}, NOW)
     problems = check(risks, [], ["acme"], {"acme": NOW}, NOW, within_s=3600, stale_s=3600)
     [p] = [p for p in problems if p.kind == "failed"]
-    assert str(p) == ("acme: 3 files failed (auth 3): check api_key and secret_key, then run "
+    assert str(p) == ("acme: 3 files failed (auth ×3): check api_key and secret_key, then run "
                       "backfill again")
 
 
