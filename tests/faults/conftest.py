@@ -165,8 +165,10 @@ def check_promise(
         else:
             raise AssertionError(f"{where}: unexpected status")
 
-    # Nothing but the manifest, its lock and the completed files under the output directory.
-    allowed = {manifest.name, manifest.name + ".lock"} if manifest.parent == out else set()
+    # Nothing but the manifest, its lock, its run record and the completed files under the
+    # output directory.
+    allowed = ({manifest.name, manifest.name + ".lock", manifest.name + ".runs.json"}
+               if manifest.parent == out else set())
     allowed |= set(expected_files)
     dirs = {str(p) for f in expected_files for p in PurePosixPath(f).parents if str(p) != "."}
     # Directories made for a download that then failed may stay (empty), but only where
