@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import secrets
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import anyio
 import anyio.to_thread
@@ -45,6 +46,7 @@ from ...zipcheck import check_zip, zip_problem
 from .backend import KeyExists, KeyMissing, translate
 from .settings import Connection
 from .staging import Staged, Staging
+from .url import ObjectURLError
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore
@@ -59,12 +61,14 @@ class ObjectConflict(StorageError):
 
 @dataclass(frozen=True, slots=True)
 class StoredObject:
-    """A file safely stored: its URI, key, size, sha256, and whether it was already there."""
+    """A file safely stored: its relative key, size and sha256 (the Store protocol's
+    ``Stored``), plus its URI and object key, and whether it was already there."""
 
-    uri: str
-    key: str
+    rel: PurePosixPath
     bytes: int
     sha256: str
+    uri: str
+    key: str
     adopted: bool = False
 
 
@@ -84,6 +88,17 @@ class ObjectDestination:
         self.upload_parts = upload_parts
         self._slots = anyio.CapacityLimiter(upload_slots)  # bodies being uploaded at once
         self._run_tmp = f"{self.url.key(TMP_DIR)}/{staging.run_dir.name}"
+
+    @property
+    def location(self) -> str:
+        """The destination, for messages: ``s3://bucket/prefix``."""
+        return str(self.url)
+
+    def _key(self, rel: PurePosixPath | str) -> str:
+        try:
+            return self.url.key(rel)
+        except ObjectURLError as exc:
+            raise StorageError(str(exc)) from None
 
     # ------------------------------------------------------------------ requests
 
@@ -133,8 +148,9 @@ class ObjectDestination:
     async def receive(self, rel: PurePosixPath | str, chunks: AsyncIterable[bytes], *,
                       expected_length: int | None) -> Staged:
         """Take in and hash the whole body (staged locally if large); see :class:`Staging`."""
-        self.url.key(rel)  # refuse a path outside the prefix before fetching a byte
-        return await self.staging.receive(str(rel), chunks, expected_length=expected_length)
+        self._key(rel)  # refuse a path outside the prefix before fetching a byte
+        return await self.staging.receive(PurePosixPath(rel), chunks,
+                                          expected_length=expected_length)
 
     async def save(self, rel: PurePosixPath | str, chunks: AsyncIterable[bytes], *,
                    expected_length: int | None) -> StoredObject:
@@ -146,7 +162,7 @@ class ObjectDestination:
         """Store a received body at its final key (module docstring, steps 1-5)."""
         try:
             await self._check_zip(staged)
-            key = self.url.key(staged.rel)
+            key = self._key(staged.rel)
             async with self._slots:
                 if staged.body is not None and staged.size <= self.part_size:
                     return await self._put_small(staged, key)
@@ -164,7 +180,8 @@ class ObjectDestination:
             raise InvalidBody(str(problem))
 
     def _stored(self, staged: Staged, key: str, adopted: bool = False) -> StoredObject:
-        return StoredObject(self.url.uri(staged.rel), key, staged.size, staged.sha256, adopted)
+        return StoredObject(staged.rel, staged.size, staged.sha256, self.url.uri(staged.rel),
+                            key, adopted)
 
     async def _put_small(self, staged: Staged, key: str) -> StoredObject:
         body = staged.body
@@ -244,10 +261,38 @@ class ObjectDestination:
                 await self.delete(meta["path"])
                 removed += 1
 
+    async def sweep(self) -> int:
+        """The Store protocol's sweep: temporary objects and staging directories that
+        killed runs left; only while holding the lock."""
+        swept = await self.sweep_temporary()
+        return swept + await anyio.to_thread.run_sync(self.staging.sweep)
+
+    @contextlib.asynccontextmanager
+    async def open_read(self, rel: PurePosixPath | str) -> AsyncIterator[BinaryIO]:
+        """The object at ``rel`` as a local file (downloaded to the staging directory,
+        removed on exit), positioned at 0."""
+        key = self._key(rel)
+        result = await self._call(key, self._ob.get_async(self.store, key))
+        path = self.staging.run_dir / f"read-{secrets.token_hex(8)}"
+        f = await anyio.to_thread.run_sync(open, path, "xb+")
+        try:
+            async for chunk in result.stream(min_chunk_size=READ_BYTES):
+                await anyio.to_thread.run_sync(f.write, chunk)
+            f.seek(0)
+            yield f
+        finally:
+            f.close()
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    async def close(self) -> None:
+        """Remove this run's staging directory (idempotent)."""
+        self.staging.close()
+
     async def verify(self, rel: PurePosixPath | str, *, sha256: str, size: int) -> str | None:
         """None if the object at ``rel`` has ``size`` bytes and this sha256 (re-hashed by
         streaming it), else the reason: ``missing``, ``size X != Y``, ``sha256 mismatch``."""
-        key = self.url.key(rel)
+        key = self._key(rel)
         meta = await self.head(key)
         if meta is None:
             return "missing"

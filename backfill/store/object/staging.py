@@ -20,7 +20,7 @@ import stat
 import tempfile
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import anyio.to_thread
 
@@ -34,12 +34,17 @@ WRITE_BYTES = 1024 * 1024
 class Staged:
     """A whole body, checked for length and hashed: in ``body`` or in the file ``path``."""
 
-    rel: str
+    rel: PurePosixPath
     size: int
     sha256: str
     md5: str
     body: bytes | None
     path: Path | None
+
+    @property
+    def total(self) -> int:
+        """The body's size in bytes (the Store protocol's name for it)."""
+        return self.size
 
     def discard(self) -> None:
         """Remove the staged file, if there is one."""
@@ -104,7 +109,7 @@ class Staging:
             shutil.rmtree(self.run_dir, ignore_errors=True)
             self._made = False
 
-    async def receive(self, rel: str, chunks: AsyncIterable[bytes], *,
+    async def receive(self, rel: PurePosixPath, chunks: AsyncIterable[bytes], *,
                       expected_length: int | None) -> Staged:
         """Take in the whole body, hashed and checked for length (InvalidBody,
         BodyTooLarge); a body larger than ``memory_bytes`` goes to a staged file."""
