@@ -114,7 +114,8 @@ class ObjectDestination:
         """List one key under the prefix: AccessDenied / BucketMissing (exit 2) or
         DestinationUnavailable now, before anything is fetched."""
         stream = self._ob.list(self.store, prefix=self.url.prefix or None, chunk_size=1)
-        await self._call("list", stream.__anext__())  # StopAsyncIteration: empty prefix
+        with contextlib.suppress(StopAsyncIteration):  # an empty prefix is fine
+            await self._call("list", stream.__anext__())
 
     async def head(self, key: str) -> dict[str, Any] | None:
         """The object's metadata, None if there is none."""
