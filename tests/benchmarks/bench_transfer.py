@@ -6,9 +6,12 @@ the same server (see ``harness.py`` for the servers and how each client is measu
 =============  =====================================================  =========  ====
 scenario       files                                                  server     conc
 =============  =====================================================  =========  ====
-rtt50-c64      5,000 × 10 KiB (25 workspaces × 25 reports × 8 days)   simulator  64
-               with 50 ms added to every response (server-side)       +50 ms
-rtt50-c16      the same at concurrency 16 (issue 4)                   simulator  16
+rtt50-c64      5,000 × 10 KiB (25 workspaces × 25 reports × 8 days),  nginx      64
+               every packet delayed 25 ms each way in the kernel      +50 ms RTT
+rtt50-c64-tls  the same over https (a CA made by the bench)           nginx TLS  64
+rtt50-c16      the same as rtt50-c64 at concurrency 16                nginx      16
+sim-rtt50-c64  moe-backfill only: 50 ms added by the simulator, which  simulator  64
+               checks every signature (the tool's own behaviour)
 cpu-c64        the same 5,000 files, no added latency: CPU-bound      nginx      64
 large-c16      100 × 5 MiB                                            nginx      16
 huge           1 × 300 MiB: peak RSS growth                           nginx      1
@@ -19,10 +22,14 @@ resume-1m      999,000 planned files (300 × 37 × 90 days), all        —     
 ceiling        server capacity: raw keep-alive clients, 10 KiB files  both       64
 =============  =====================================================  =========  ====
 
-The ideal bound of a latency scenario is concurrency ÷ added latency. Each client runs
-``repeats`` times, interleaved with the others (so drift hits them alike); figures are
-medians. The page cache is flushed (``sync``) before every run, since peers do not fsync
-and their dirty pages would otherwise be written during the next client's run.
+The latency of the nginx scenarios is in the network path (``netns.py``): servers and
+clients run in a network namespace the bench makes, whose loopback holds every TCP packet
+25 ms (NFQUEUE + ``nfq_delay.c``), so every client pays exactly the same round trip. The
+ideal bound of a latency scenario is concurrency ÷ RTT. Each client runs ``repeats``
+times, interleaved with the others (so drift hits them alike); figures are medians. Wall
+time and CPU are the whole process's, spawn to exit, start-up included. The page cache is
+flushed (``sync``) before every run, since peers do not fsync and their dirty pages would
+otherwise be written during the next client's run.
 
 Run: ``python -m tests.benchmarks.bench_transfer [--quick] [--only SCENARIO,...]``.
 """
@@ -31,11 +38,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +57,7 @@ from backfill.manifest import Record, Status
 from backfill.naming import report_filename
 
 from . import harness as h
+from . import netns
 
 CLIENTS = ("moe-backfill", "curl", "aria2c", "urllib")
 INSTALL = {
@@ -64,10 +74,16 @@ class Scenario:
     concurrency: int
     server: str  # "simulator", "nginx" (falls back to the simulator), "nginx-same", "none"
     clients: tuple[str, ...]
-    latency_s: float = 0.0
+    latency_s: float = 0.0  # round trip: nginx → in the kernel path, simulator → server-side
+    tls: bool = False
     urllib_files: int | None = None  # the sequential loop gets only the first N files
     per_workspace: int | None = None
     note: str = ""
+
+    @property
+    def kernel_delay(self) -> bool:
+        """Latency added to the packets (netns.py), not by the server."""
+        return self.server == "nginx" and self.latency_s > 0
 
     @property
     def ideal(self) -> float | None:
@@ -82,8 +98,14 @@ def scenarios(quick: bool) -> list[Scenario]:
     resume = h.Dataset(100, 37, 90, 10 * 1024) if quick else h.Dataset(300, 37, 90, 10 * 1024)
     every = CLIENTS
     return [
-        Scenario("rtt50-c64", small, 64, "simulator", every, 0.05, urllib_files=100),
-        Scenario("rtt50-c16", small, 16, "simulator", CLIENTS[:3], 0.05),
+        Scenario("rtt50-c64", small, 64, "nginx", every, 0.05, urllib_files=100),
+        Scenario("rtt50-c64-tls", small, 64, "nginx", every, 0.05, urllib_files=50, tls=True),
+        Scenario("rtt50-c16", small, 16, "nginx", CLIENTS[:3], 0.05),
+        # Server-side latency from the simulator, which checks every request's signature:
+        # the tool's own behaviour under latency, not a comparison (peers would pay the
+        # simulator's Python turnaround, not the network's).
+        Scenario("sim-rtt50-c64", small, 64, "simulator", CLIENTS[:1], 0.05,
+                 note="latency server-side, every signature checked"),
         Scenario("cpu-c64", small, 64, "nginx", every),
         Scenario("large-c16", large, 16, "nginx", CLIENTS[:3]),
         Scenario("huge", huge, 1, "nginx", CLIENTS[:3]),
@@ -105,7 +127,7 @@ def available(client: str) -> bool:
 
 
 def _engine(sc: Scenario, base_url: str, work: Path, out: Path,
-            profile: str | None) -> dict[str, Any]:
+            profile: str | None, ca_file: Path | None = None) -> dict[str, Any]:
     spec = work / f"engine-{sc.name}.json"
     doc = sc.data.config_doc(base_url, out, sc.concurrency, sc.per_workspace)
     spec.write_text(json.dumps({"config": doc, "config_path": str(work / "bench.toml"),
@@ -113,9 +135,11 @@ def _engine(sc: Scenario, base_url: str, work: Path, out: Path,
     # As a script, so that BENCH_ENGINE_SRC (a checkout of another version, for a
     # before/after table) can supply the backfill package through PYTHONPATH.
     cmd = [sys.executable, str(Path(__file__).with_name("engine_run.py")), str(spec)]
-    env = None
+    env = dict(os.environ)
     if os.environ.get("BENCH_ENGINE_SRC"):
-        env = {**os.environ, "PYTHONPATH": os.environ["BENCH_ENGINE_SRC"]}
+        env["PYTHONPATH"] = os.environ["BENCH_ENGINE_SRC"]
+    if ca_file is not None:  # OpenSSL's own variable: aiohttp's default context reads it
+        env["SSL_CERT_FILE"] = str(ca_file)
     pyspy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
         "py-spy")
     if profile and pyspy is None:
@@ -127,34 +151,38 @@ def _engine(sc: Scenario, base_url: str, work: Path, out: Path,
     use = h.run_measured(cmd, cwd=h.ROOT, env=env)
     if use.returncode != 0:
         raise RuntimeError(f"engine run failed ({use.returncode}): {use.stderr[-2000:]}")
-    res = json.loads(next(line for line in reversed(use.stdout.splitlines())
-                          if line.startswith("{")))
-    res["process"] = {"wall_s": use.wall_s, "cpu_s": use.cpu_s, "peak_rss_mib": use.peak_rss_mib}
+    res: dict[str, Any] = json.loads(next(line for line in reversed(use.stdout.splitlines())
+                                          if line.startswith("{")))
+    res["process"] = {"wall_s": use.wall_s, "cpu_s": use.cpu_s, "user_s": use.user_s,
+                      "sys_s": use.sys_s, "peak_rss_mib": use.peak_rss_mib}
     return res
 
 
 def run_client(sc: Scenario, client: str, server: h.Server | None, work: Path,
-               *, profile: str | None = None) -> dict[str, Any]:
-    """One run of ``client``; returns the figures of that run."""
+               *, profile: str | None = None,
+               helper: subprocess.Popen[bytes] | None = None) -> dict[str, Any]:
+    """One run of ``client``; returns the figures of that run. Wall time and CPU are the
+    whole process's, spawn to exit (start-up included, as a user pays it)."""
     out = h.OUTPUT / "tmp" / f"run-{sc.name}-{client}"
     h.drop_tree(out)
     out.mkdir(parents=True)
-    base = "http://127.0.0.1:9" if server is None else (
-        getattr(server, "same_url", server.base_url) if sc.server == "nginx-same"
-        else server.base_url)
+    base, ca_file = _base_url(sc, server)
     os.sync()
     h.recycle_memory(sc.data.files * sc.data.size)
     server_cpu0 = h.process_cpu_s(server.pid) if server else 0.0
+    helper_cpu0 = h.process_cpu_s(helper.pid) if helper else 0.0
     files = sc.data.files
     try:
         if client == "moe-backfill":
-            res = _engine(sc, base, work, out, profile)
+            res = _engine(sc, base, work, out, profile, ca_file)
             expect = files if sc.server != "none" else 0
             done = res["totals"]["completed"] - (files if sc.server == "none" else 0)
             if sc.server != "none" and done != expect:
                 raise RuntimeError(f"moe-backfill stored {done} of {expect} files: {res}")
-            row = {"files": files, "wall_s": res["wall_s"], "cpu_s": res["cpu_s"],
-                   "user_s": res["user_s"], "sys_s": res["sys_s"],
+            proc = res["process"]
+            row = {"files": files, "wall_s": proc["wall_s"], "cpu_s": proc["cpu_s"],
+                   "user_s": proc["user_s"], "sys_s": proc["sys_s"],
+                   "run_wall_s": res["wall_s"], "run_cpu_s": res["cpu_s"],
                    "peak_rss_mib": res["peak_rss_mib"],
                    "rss_growth_mib": res["peak_rss_mib"] - res["rss_before_mib"],
                    "bytes": res["bytes"] if sc.server != "none" else 0,
@@ -165,16 +193,20 @@ def run_client(sc: Scenario, client: str, server: h.Server | None, work: Path,
             if client == "urllib" and sc.urllib_files:
                 reqs = reqs[: sc.urllib_files]
             listing = work / f"{client}-{sc.name}.list"
+            env = None
+            if ca_file is not None:  # curl's and OpenSSL's own variables
+                env = {**os.environ, "CURL_CA_BUNDLE": str(ca_file),
+                       "SSL_CERT_FILE": str(ca_file)}
             if client == "curl":
                 h.write_curl_config(reqs, out, listing)
                 cmd = h.curl_command(listing, sc.concurrency)
             elif client == "aria2c":
                 h.write_aria2_input(reqs, listing)
-                cmd = h.aria2c_command(listing, out, sc.concurrency)
+                cmd = h.aria2c_command(listing, out, sc.concurrency, ca_file)
             else:
                 h.write_urllib_input(reqs, listing)
                 cmd = h.urllib_command(listing, out)
-            use = h.run_measured(cmd, cwd=work)
+            use = h.run_measured(cmd, cwd=work, env=env)
             stored, nbytes = h.count_outputs(out, sc.data.size)
             if use.returncode != 0 or stored != len(reqs):
                 raise RuntimeError(f"{client} stored {stored} of {len(reqs)} files "
@@ -186,7 +218,21 @@ def run_client(sc: Scenario, client: str, server: h.Server | None, work: Path,
         h.drop_tree(out)
     if server is not None:
         row["server_cpu_share"] = (h.process_cpu_s(server.pid) - server_cpu0) / row["wall_s"]
+    if helper is not None:
+        row["delay_cpu_share"] = (h.process_cpu_s(helper.pid) - helper_cpu0) / row["wall_s"]
     return row
+
+
+def _base_url(sc: Scenario, server: h.Server | None) -> tuple[str, Path | None]:
+    """The URL the clients are given, and the CA file to trust (TLS scenarios)."""
+    if server is None:
+        return "http://127.0.0.1:9", None
+    if sc.server == "nginx-same":
+        return getattr(server, "same_url", server.base_url), None
+    if sc.tls:
+        assert isinstance(server, h.NginxServer) and server.tls_url
+        return server.tls_url, server.ca_file
+    return server.base_url, None
 
 
 def summarize(sc: Scenario, client: str, server_name: str,
@@ -198,6 +244,7 @@ def summarize(sc: Scenario, client: str, server_name: str,
         "scenario": sc.name, "server": server_name, "client": client, "files": files,
         "concurrency": sc.concurrency,
         "files_per_s": round(fps, 1),
+        "wall_s": round(med(r["wall_s"] for r in runs), 3),
         "mb_per_s": round(med(r["bytes"] / r["wall_s"] / 1e6 for r in runs), 1),
         "cpu_s_per_1000": round(med(r["cpu_s"] / files * 1000 for r in runs), 3),
         "peak_rss_mib": round(med(r["peak_rss_mib"] for r in runs), 1),
@@ -207,8 +254,15 @@ def summarize(sc: Scenario, client: str, server_name: str,
     }
     if "rss_growth_mib" in runs[0]:
         row["rss_growth_mib"] = round(med(r["rss_growth_mib"] for r in runs), 1)
-    if "server_cpu_share" in runs[0]:
-        row["server_cpu_share"] = round(med(r["server_cpu_share"] for r in runs), 2)
+    for key in ("server_cpu_share", "delay_cpu_share"):
+        if key in runs[0]:
+            row[key] = round(med(r[key] for r in runs), 2)
+    if "startup_cpu_s" in runs[0]:
+        row["startup_cpu_s"] = round(med(r["startup_cpu_s"] for r in runs), 3)
+    if sc.tls:
+        row["tls"] = True
+    if sc.note:
+        row["note"] = sc.note
     if sc.name == "resume-1m":
         row["note"] = "no request: load, plan, skip"
     return row
@@ -218,31 +272,34 @@ def summarize(sc: Scenario, client: str, server_name: str,
 
 
 def _raw_client(base: str, reqs: list[bytes], connections: int, duration: float, seed: int,
-                queue: Any) -> None:
-    host, port = base.removeprefix("http://").rsplit(":", 1)
+                queue: Any, ca_file: Path | None = None) -> None:
+    host, port = base.split("://", 1)[1].rsplit(":", 1)
 
     async def go() -> tuple[int, int]:
         warm = [0, 0, 0]
         await asyncio.gather(*(h.raw_worker(host, int(port), reqs, seed * 7919 + k * 97,
-                                           time.monotonic() + 0.5, warm)
+                                           time.monotonic() + 0.5, warm, ca_file)
                                for k in range(connections)))
         counts = [0, 0, 0]
         stop_at = time.monotonic() + duration
         await asyncio.gather(*(h.raw_worker(host, int(port), reqs, seed * 7919 + k * 97,
-                                           stop_at, counts) for k in range(connections)))
+                                           stop_at, counts, ca_file)
+                               for k in range(connections)))
         return counts[0], counts[1]
 
     queue.put(asyncio.run(go()))
 
 
 def ceiling(server: h.Server, data: h.Dataset, duration: float,
-            connections: int = 64, procs: int = 2) -> dict[str, Any]:
+            connections: int = 64, procs: int = 2, *, url: str | None = None,
+            ca_file: Path | None = None) -> dict[str, Any]:
     """Responses/s of ``server`` to raw keep-alive clients (a lower bound on 2 cores)."""
     raw = _raw_requests(server, data)
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     workers = [ctx.Process(target=_raw_client,
-                           args=(server.base_url, raw, connections // procs, duration, n, queue))
+                           args=(url or server.base_url, raw, connections // procs, duration,
+                                 n, queue, ca_file))
                for n in range(procs)]
     cpu0 = h.process_cpu_s(server.pid)
     for p in workers:
@@ -309,7 +366,7 @@ def _server_for(sc: Scenario, work: Path, log: Callable[[str], None]) -> h.Serve
                     log(f"  writing {sc.data.files:,} files of {sc.data.size:,} bytes for "
                         "nginx (once, kept in bench-output/www)")
                 www = h.ensure_files(sc.data)
-            ngx = h.NginxServer(www, work)
+            ngx = h.NginxServer(www, work, tls=sc.tls)
             if sc.server == "nginx":
                 warm(ngx, sc.data)
             return ngx
@@ -364,7 +421,8 @@ def warm(server: h.Server, data: h.Dataset, connections: int = 64) -> None:
 
 def run_scenario(sc: Scenario, *, repeats: int, clients: Sequence[str] | None,
                  work: Path, log: Callable[[str], None],
-                 profile_dir: Path | None = None) -> list[dict[str, Any]]:
+                 profile_dir: Path | None = None,
+                 net: netns.Namespace | None = None) -> list[dict[str, Any]]:
     if sc.name == "ceiling":
         rows = []
         duration = 2.0 if repeats == 1 else 4.0
@@ -384,34 +442,55 @@ def run_scenario(sc: Scenario, *, repeats: int, clients: Sequence[str] | None,
         if not available(c):
             log(f"  {c} not installed ({INSTALL[c]}): skipped")
             chosen.remove(c)
-    server = _server_for(sc, work, log)
+    if sc.kernel_delay and (net is None or h.nginx_binary() is None):
+        log(f"  {sc.name} skipped: " + ("nginx not installed (" + INSTALL["nginx"] + ")"
+                                       if net is not None else "no network namespace"))
+        return []
+    server = _server_for(sc, work, log)  # warmed before any delay is added
     runs: dict[str, list[dict[str, Any]]] = {c: [] for c in chosen}
     try:
-        for i in range(repeats):
-            for c in chosen:
-                profile = None
-                if profile_dir is not None and c == "moe-backfill" and i == 0:
-                    profile = str(profile_dir / f"{sc.name}.txt")
-                if sc.server == "none":
-                    r = _resume_run(sc, work, profile)
-                else:
-                    r = run_client(sc, c, server, work, profile=profile)
-                runs[c].append(r)
-                log(f"  {sc.name} {c} #{i + 1}: {r['files'] / r['wall_s']:,.0f} files/s, "
-                    f"{r['bytes'] / r['wall_s'] / 1e6:,.1f} MB/s, "
-                    f"CPU {r['cpu_s'] / r['files'] * 1000:.3f} s/1k, "
-                    f"RSS {r['peak_rss_mib']:.0f} MiB")
-        bound = _server_bound(sc, server, repeats, log) if chosen else None
+        with contextlib.ExitStack() as stack:
+            helper = None
+            if sc.kernel_delay:
+                assert net is not None
+                helper = stack.enter_context(net.delay(sc.latency_s / 2))
+            _runs(sc, chosen, runs, server, work, repeats, log, profile_dir, helper)
+            bound = _server_bound(sc, server, repeats, log) if chosen else None
     finally:
         if server is not None:
             server.stop()
     name = server.name if server is not None else "—"
+    if sc.kernel_delay:
+        name += f" +{sc.latency_s * 1000:g} ms RTT (kernel)"
+    if sc.tls:
+        name += ", https"
     rows = [summarize(sc, c, name, runs[c]) for c in chosen]
     if bound:
         for row in rows:
             row["server_bound_files_per_s"] = bound
             row["pct_server_bound"] = round(100 * row["files_per_s"] / bound, 1)
     return rows
+
+
+def _runs(sc: Scenario, chosen: list[str], runs: dict[str, list[dict[str, Any]]],
+          server: h.Server | None, work: Path, repeats: int, log: Callable[[str], None],
+          profile_dir: Path | None, helper: subprocess.Popen[bytes] | None) -> None:
+    """``repeats`` rounds, the clients taking turns in each."""
+    for i in range(repeats):
+        for c in chosen:
+            profile = None
+            if profile_dir is not None and c == "moe-backfill" and i == 0:
+                profile = str(profile_dir / f"{sc.name}.txt")
+            if sc.server == "none":
+                r = _resume_run(sc, work, profile)
+            else:
+                r = run_client(sc, c, server, work, profile=profile, helper=helper)
+            runs[c].append(r)
+            log(f"  {sc.name} {c} #{i + 1}: {r['wall_s']:.2f} s, "
+                f"{r['files'] / r['wall_s']:,.0f} files/s, "
+                f"{r['bytes'] / r['wall_s'] / 1e6:,.1f} MB/s, "
+                f"CPU {r['cpu_s'] / r['files'] * 1000:.3f} s/1k, "
+                f"RSS {r['peak_rss_mib']:.0f} MiB")
 
 
 def _server_bound(sc: Scenario, server: h.Server | None, repeats: int,
@@ -422,8 +501,10 @@ def _server_bound(sc: Scenario, server: h.Server | None, repeats: int,
     and no client can beat that."""
     if not sc.latency_s or server is None:
         return None
+    url, ca_file = _base_url(sc, server)
     bound = float(ceiling(server, sc.data, 3.0 if repeats > 1 else 2.0,
-                          connections=sc.concurrency, procs=2)["files_per_s"])
+                          connections=sc.concurrency, procs=2, url=url,
+                          ca_file=ca_file)["files_per_s"])
     log(f"  server bound: {bound:,.0f} files/s with raw keep-alive clients at concurrency "
         f"{sc.concurrency} ({100 * bound / (sc.ideal or bound):.1f} % of the ideal)")
     return bound
@@ -441,7 +522,9 @@ def _resume_run(sc: Scenario, work: Path, profile: str | None) -> dict[str, Any]
         h.drop_tree(out)
     if res["requests"] or res["totals"]["completed"] + res["totals"]["expired"] != written:
         raise RuntimeError(f"resume run did not skip everything: {res}")
-    return {"files": written, "wall_s": res["wall_s"], "cpu_s": res["cpu_s"],
+    return {"files": written, "wall_s": res["process"]["wall_s"],
+            "cpu_s": res["process"]["cpu_s"], "run_wall_s": res["wall_s"],
+            "run_cpu_s": res["cpu_s"],
             "peak_rss_mib": res["peak_rss_mib"],
             "rss_growth_mib": res["peak_rss_mib"] - res["rss_before_mib"], "bytes": 0,
             "startup_cpu_s": res["startup_cpu_s"], "process": res["process"]}
@@ -457,14 +540,27 @@ def main(quick: bool = False, only: Sequence[str] | None = None, repeats: int | 
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    for sc in scenarios(quick):
-        if only and sc.name not in only:
-            continue
-        log(f"{sc.name}: {sc.data.files:,} files × {sc.data.size:,} bytes, "
-            f"concurrency {sc.concurrency}"
-            + (f", +{sc.latency_s * 1000:g} ms" if sc.latency_s else ""))
-        rows += run_scenario(sc, repeats=repeats, clients=clients, work=work, log=log,
-                             profile_dir=profile_dir)
+    chosen = [sc for sc in scenarios(quick) if not only or sc.name in only]
+    with contextlib.ExitStack() as stack:
+        net = None
+        if any(sc.kernel_delay for sc in chosen):
+            why = netns.missing(h.OUTPUT / "bin")
+            if why:
+                log(f"latency in the kernel path unavailable: {why}; "
+                    "the +50 ms nginx scenarios are skipped")
+            else:
+                net = stack.enter_context(netns.Namespace(f"moe-bench-{os.getpid()}",
+                                                          h.OUTPUT / "bin"))
+                log(f"servers and clients run in network namespace {net.name} "
+                    "(its own loopback)")
+        for sc in chosen:
+            log(f"{sc.name}: {sc.data.files:,} files × {sc.data.size:,} bytes, "
+                f"concurrency {sc.concurrency}"
+                + (f", +{sc.latency_s * 1000:g} ms RTT" if sc.latency_s else "")
+                + (" (packets delayed in the kernel)" if sc.kernel_delay else "")
+                + (", https" if sc.tls else ""))
+            rows += run_scenario(sc, repeats=repeats, clients=clients, work=work, log=log,
+                                 profile_dir=profile_dir, net=net)
     return {"rows": rows, "environment": environment(), "repeats": repeats, "quick": quick}
 
 

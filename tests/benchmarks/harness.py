@@ -3,26 +3,30 @@
 Servers (each in its own process, so a client's figures are the client's alone):
 
 - **simulator** — ``python -m backfill.simulator.cli``: checks every request's
-  Authorization and Signature and adds latency *server-side* (``--latency``: the
-  simulator's ``latency_s`` fault), so every client pays the same round trip.
+  Authorization and Signature and can add latency *server-side* (``--latency``: the
+  simulator's ``latency_s`` fault); used where the tool's own behaviour is measured.
 - **nginx** — the same bytes as static files, generated once with the simulator's own
   body builder (``backfill.simulator.body.build_body``, seed 0) under
   ``bench-output/www/``; one worker process, keep-alive without a request cap, sendfile,
-  no access log (see :data:`NGINX_CONF`). nginx checks no header; clients send them all
-  the same. Install it with ``apt-get install nginx-light`` (or ``nginx``).
+  no access log (see :data:`NGINX_CONF`); with ``tls=True`` also https on a third port
+  with a certificate from a CA the bench makes (trustme, :func:`make_ca`). nginx checks
+  no header; clients send them all the same. Install it with ``apt-get install
+  nginx-light`` (or ``nginx``). Latency for nginx is added to the packets, in the kernel
+  (``netns.py``).
 
 Clients, given the same URLs, the same three signed headers per URL and the same
 concurrency:
 
 - **moe-backfill** — ``backfill.engine.Backfill`` in a child process (``engine_run.py``),
-  measured inside it around ``Backfill.run()``: interpreter start-up and imports are
-  reported apart (``startup_cpu_s``), everything from loading the manifest to the final
-  compaction is in the figures.
+  measured like the peers (spawn to exit, start-up included); inside it also around
+  ``Backfill.run()`` alone (``run_wall_s``/``run_cpu_s``) and its start-up
+  (``startup_cpu_s``). TLS: the bench's CA through ``SSL_CERT_FILE``.
 - **curl** — ``curl -Z --parallel-max N --config LIST``; LIST holds one block per URL
   (``url``, ``output``, ``create-dirs``, three ``header`` lines,
-  ``next``).
+  ``next``). TLS: ``CURL_CA_BUNDLE`` (a ``--cacert`` would reach the first URL only).
 - **aria2c** — ``aria2c -i LIST -j N``; LIST holds each URI followed by its indented
   per-URI options (``out=``, three ``header=`` lines). Install: ``apt-get install aria2``.
+  TLS: ``--ca-certificate``.
 - **urllib** — a sequential ``urllib.request`` loop, one request at a time, no keep-alive:
   the script users would otherwise keep.
 
@@ -41,6 +45,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -212,10 +217,11 @@ def wait_listening(port: int, timeout: float = 10.0) -> None:
 
 
 async def raw_worker(host: str, port: int, reqs: list[bytes], offset: int, stop_at: float,
-                      counts: list[int]) -> None:
-    """One HTTP/1.1 keep-alive connection replaying ``reqs`` until ``stop_at``; counts
-    [200 responses, other responses, body bytes]."""
-    reader, writer = await asyncio.open_connection(host, port)
+                      counts: list[int], ca_file: Path | None = None) -> None:
+    """One HTTP/1.1 keep-alive connection replaying ``reqs`` until ``stop_at`` (over TLS
+    when ``ca_file`` is given); counts [200 responses, other responses, body bytes]."""
+    ctx = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
+    reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
     i = offset
     try:
         while time.monotonic() < stop_at:
@@ -374,8 +380,36 @@ http {{
         root {www};
         location / {{ rewrite ^ {same} break; }}
     }}
-}}
+{tls}}}
 """
+
+# The https server: the same root, a certificate from the bench's own CA (trustme),
+# keep-alive as above, TLS session tickets/cache on (what a browser-grade server does).
+NGINX_TLS = """\
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        root {www};
+        ssl_certificate {pem};
+        ssl_certificate_key {pem};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:TLS:10m;
+        location / {{ }}
+    }}
+"""
+
+
+def make_ca(work: Path) -> tuple[Path, Path]:
+    """(CA certificate, server key + chain) for 127.0.0.1 and localhost, made with trustme
+    once per bench run under ``work``."""
+    import trustme
+
+    work.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA(organization_name="moe-backfill bench")
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca_file, pem = work / "bench-ca.pem", work / "bench-server.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    return ca_file, pem
 
 
 def nginx_binary() -> str | None:
@@ -388,7 +422,7 @@ class NginxServer(Server):
 
     name = "nginx"
 
-    def __init__(self, www: Path, work: Path) -> None:
+    def __init__(self, www: Path, work: Path, *, tls: bool = False) -> None:
         super().__init__()
         binary = nginx_binary()
         if binary is None:
@@ -396,16 +430,23 @@ class NginxServer(Server):
         prefix = (work / "nginx").absolute()
         www = www.absolute()
         prefix.mkdir(parents=True, exist_ok=True)
-        port, same_port = free_port(), free_port()
+        port, same_port, tls_port = free_port(), free_port(), free_port()
+        self.ca_file: Path | None = None
+        tls_block = ""
+        if tls:
+            self.ca_file, pem = make_ca(prefix)
+            tls_block = NGINX_TLS.format(port=tls_port, www=www, pem=pem)
         conf = prefix / "nginx.conf"
         conf.write_text(NGINX_CONF.format(
             user="user root;" if os.geteuid() == 0 else "", prefix=prefix, port=port,
-            same_port=same_port, www=www, same=SAME_BODY))
+            same_port=same_port, www=www, same=SAME_BODY, tls=tls_block))
         self.proc = subprocess.Popen([binary, "-p", str(prefix), "-c", str(conf)], cwd=prefix,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_listening(port)
             wait_listening(same_port)
+            if tls:
+                wait_listening(tls_port)
         except OSError:
             err = b""
             if self.proc.poll() is not None and self.proc.stderr is not None:
@@ -414,6 +455,7 @@ class NginxServer(Server):
             raise RuntimeError(f"nginx did not start: {err.decode(errors='replace')}") from None
         self.base_url = f"http://127.0.0.1:{port}"
         self.same_url = f"http://127.0.0.1:{same_port}"
+        self.tls_url = f"https://127.0.0.1:{tls_port}" if tls else None
 
     @property
     def pid(self) -> int:
@@ -493,6 +535,8 @@ def write_curl_config(reqs: list[Request], out: Path, path: Path) -> None:
 
 
 def curl_command(config: Path, concurrency: int) -> list[str]:
+    """(The CA of a TLS run goes in ``CURL_CA_BUNDLE``: a ``--cacert`` would apply to the
+    first transfer only, ``next`` resets per-transfer options.)"""
     curl = curl_binary()
     assert curl is not None
     return [curl, "-Z", "--parallel-max", str(concurrency), "-s", "-S", "--config", str(config)]
@@ -506,10 +550,12 @@ def write_aria2_input(reqs: list[Request], path: Path) -> None:
                 f.write(f"  header={k}: {v}\n")
 
 
-def aria2c_command(input_file: Path, out: Path, concurrency: int) -> list[str]:
+def aria2c_command(input_file: Path, out: Path, concurrency: int,
+                   ca_file: Path | None = None) -> list[str]:
     aria2c = aria2c_binary()
     assert aria2c is not None
-    return [aria2c, "--no-conf=true", "-i", str(input_file), "-d", str(out),
+    tls = [f"--ca-certificate={ca_file}"] if ca_file else []
+    return [aria2c, "--no-conf=true", *tls, "-i", str(input_file), "-d", str(out),
             "-j", str(concurrency), "--split=1", "--max-connection-per-server=1",
             "--file-allocation=none", "--allow-overwrite=true", "--auto-file-renaming=false",
             "--http-accept-gzip=false", "--remote-time=false", "--conditional-get=false",
