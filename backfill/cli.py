@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 
-from . import __version__
+from . import __version__, eventloop
 from .argtypes import day, positive_int, seconds
 from .config import Config, DateSpec, load_config
 from .errors import BackfillError, ConfigError, first_error
@@ -238,7 +238,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     engine.subscribe(EventLog())
     engine.subscribe(progress)
     with progress:
-        summary = anyio.run(_run_until_signal, engine)
+        summary = eventloop.run(_run_until_signal, engine)
     monitor.after_run(args, config, summary, engine.manifest_path, engine.windows())
     if args.json:
         _print_json(summary.document(run=True))
@@ -352,7 +352,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     settings = DemoSettings(workspaces=args.workspaces, reports=args.reports, days=args.days,
                             faults=args.faults, output_dir=args.output_dir,
                             progress=not args.no_progress)
-    summary = anyio.run(run_demo, settings)
+    summary = eventloop.run(run_demo, settings)
     return summary.exit_code
 
 
