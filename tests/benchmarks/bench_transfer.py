@@ -131,7 +131,8 @@ def _engine(sc: Scenario, base_url: str, work: Path, out: Path,
     spec = work / f"engine-{sc.name}.json"
     doc = sc.data.config_doc(base_url, out, sc.concurrency, sc.per_workspace)
     spec.write_text(json.dumps({"config": doc, "config_path": str(work / "bench.toml"),
-                                "today": h.TODAY.isoformat()}))
+                                "today": h.TODAY.isoformat(),
+                                "ca_file": str(ca_file) if ca_file else None}))
     # As a script, so that BENCH_ENGINE_SRC (a checkout of another version, for a
     # before/after table) can supply the backfill package through PYTHONPATH.
     cmd = [sys.executable, str(Path(__file__).with_name("engine_run.py")), str(spec)]

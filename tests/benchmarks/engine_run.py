@@ -1,7 +1,8 @@
 """Child process of the transfer benchmarks: one ``Backfill.run()``, measured from inside.
 
 ``python -m tests.benchmarks.engine_run SPEC.json`` where SPEC holds ``config`` (a config
-document for ``parse_config``), ``config_path`` and ``today``. Prints one JSON line:
+document for ``parse_config``), ``config_path``, ``today`` and, for https, ``ca_file``.
+Prints one JSON line:
 wall and CPU seconds of the run (all threads: ``RUSAGE_SELF``), the CPU spent before it
 (interpreter start-up and imports), RSS before the run and the process's peak (VmHWM),
 and the summary's totals.
@@ -17,9 +18,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import anyio
+try:  # the loop the CLI would use (uvloop where installed); an older checkout: anyio's
+    from backfill.eventloop import run
+except ImportError:
+    from anyio import run
 
-from backfill.config import parse_config
+from backfill.config import HttpSettings, parse_config
 from backfill.engine import Backfill, Options
 
 
@@ -37,13 +41,18 @@ def _cpu() -> tuple[float, float]:
 
 def main(spec_path: str) -> dict[str, Any]:
     spec = json.loads(Path(spec_path).read_text())
-    config = parse_config(spec["config"], Path(spec["config_path"]), env={})
+    doc = spec["config"]
+    if spec.get("ca_file") and "ca_bundle" in getattr(HttpSettings, "__dataclass_fields__", {}):
+        # [http] ca_bundle where this version has it (an older one, given through
+        # --engine-src, trusts the CA through SSL_CERT_FILE, which the bench also sets)
+        doc = {**doc, "http": {**doc.get("http", {}), "ca_bundle": spec["ca_file"]}}
+    config = parse_config(doc, Path(spec["config_path"]), env={})
     options = Options(today=date.fromisoformat(spec["today"]))
     rss0 = _status_kib("VmRSS")
     u0, s0 = _cpu()
     startup_cpu = u0 + s0
     t0 = time.perf_counter()
-    summary = anyio.run(Backfill(config, options).run)
+    summary = run(Backfill(config, options).run)
     wall = time.perf_counter() - t0
     u1, s1 = _cpu()
     totals = {s: sum(t.counts[s] for t in summary.workspaces.values())

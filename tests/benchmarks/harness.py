@@ -20,7 +20,7 @@ concurrency:
 - **moe-backfill** — ``backfill.engine.Backfill`` in a child process (``engine_run.py``),
   measured like the peers (spawn to exit, start-up included); inside it also around
   ``Backfill.run()`` alone (``run_wall_s``/``run_cpu_s``) and its start-up
-  (``startup_cpu_s``). TLS: the bench's CA through ``SSL_CERT_FILE``.
+  (``startup_cpu_s``). TLS: the bench's CA as ``[http] ca_bundle``.
 - **curl** — ``curl -Z --parallel-max N --config LIST``; LIST holds one block per URL
   (``url``, ``output``, ``create-dirs``, three ``header`` lines,
   ``next``). TLS: ``CURL_CA_BUNDLE`` (a ``--cacert`` would reach the first URL only).
