@@ -59,7 +59,10 @@ from backfill.naming import report_filename
 from . import harness as h
 from . import netns
 
-CLIENTS = ("moe-backfill", "curl", "aria2c", "urllib")
+CLIENTS = ("moe-backfill", "curl", "aria2c", "urllib", "moe-backfill-2p")
+# moe-backfill-2p: two moe-backfill processes side by side, each with half of the
+# workspaces, its own output directory and manifest and half of the concurrency — what
+# two shards of one run do, to use the second core (cpu-c64 only).
 INSTALL = {
     "curl": "apt-get install curl",
     "aria2c": "apt-get install aria2",
@@ -97,16 +100,17 @@ def scenarios(quick: bool) -> list[Scenario]:
     many = h.Dataset(25, 100, 8, 10 * 1024) if quick else h.Dataset(125, 100, 8, 10 * 1024)
     resume = h.Dataset(100, 37, 90, 10 * 1024) if quick else h.Dataset(300, 37, 90, 10 * 1024)
     every = CLIENTS
+    peers = CLIENTS[:4]
     return [
-        Scenario("rtt50-c64", small, 64, "nginx", every, 0.05, urllib_files=100),
-        Scenario("rtt50-c64-tls", small, 64, "nginx", every, 0.05, urllib_files=50, tls=True),
+        Scenario("rtt50-c64", small, 64, "nginx", peers, 0.05, urllib_files=100),
+        Scenario("rtt50-c64-tls", small, 64, "nginx", peers, 0.05, urllib_files=50, tls=True),
         Scenario("rtt50-c16", small, 16, "nginx", CLIENTS[:3], 0.05),
         # Server-side latency from the simulator, which checks every request's signature:
         # the tool's own behaviour under latency, not a comparison (peers would pay the
         # simulator's Python turnaround, not the network's).
         Scenario("sim-rtt50-c64", small, 64, "simulator", CLIENTS[:1], 0.05,
                  note="latency server-side, every signature checked"),
-        Scenario("cpu-c64", small, 64, "nginx", every),
+        Scenario("cpu-c64", small, 64, "nginx", every),  # every: -2p included
         Scenario("large-c16", large, 16, "nginx", CLIENTS[:3]),
         Scenario("huge", huge, 1, "nginx", CLIENTS[:3]),
         Scenario("fetch-100k", many, 64, "nginx-same", CLIENTS[:1], per_workspace=8),
@@ -126,19 +130,66 @@ def available(client: str) -> bool:
 # ------------------------------------------------------------------------------ one run
 
 
-def _engine(sc: Scenario, base_url: str, work: Path, out: Path,
-            profile: str | None, ca_file: Path | None = None) -> dict[str, Any]:
-    spec = work / f"engine-{sc.name}.json"
-    doc = sc.data.config_doc(base_url, out, sc.concurrency, sc.per_workspace)
+def _engine_spec(sc: Scenario, base_url: str, work: Path, out: Path, ca_file: Path | None,
+                 shard: tuple[int, int] = (0, 1)) -> Path:
+    """The engine_run spec of one process; shard (k, n): the k-th of n processes, with
+    every n-th workspace, its own output directory and 1/n of the concurrency."""
+    k, n = shard
+    spec = work / f"engine-{sc.name}-{k}.json"
+    conc = sc.concurrency // n
+    doc = sc.data.config_doc(base_url, out / str(k) if n > 1 else out, conc,
+                             sc.per_workspace and min(sc.per_workspace, conc))
+    doc["workspace"] = doc["workspace"][k::n]
+    Path(doc["run"]["output_dir"]).mkdir(parents=True, exist_ok=True)
     spec.write_text(json.dumps({"config": doc, "config_path": str(work / "bench.toml"),
                                 "today": h.TODAY.isoformat(),
                                 "ca_file": str(ca_file) if ca_file else None}))
-    # As a script, so that BENCH_ENGINE_SRC (a checkout of another version, for a
-    # before/after table) can supply the backfill package through PYTHONPATH.
-    cmd = [sys.executable, str(Path(__file__).with_name("engine_run.py")), str(spec)]
+    return spec
+
+
+def _engine_env() -> dict[str, str]:
     env = dict(os.environ)
     if os.environ.get("BENCH_ENGINE_SRC"):
         env["PYTHONPATH"] = os.environ["BENCH_ENGINE_SRC"]
+    return env
+
+
+def _engine_result(use: h.Usage) -> dict[str, Any]:
+    if use.returncode != 0:
+        raise RuntimeError(f"engine run failed ({use.returncode}): {use.stderr[-2000:]}")
+    res: dict[str, Any] = json.loads(next(line for line in reversed(use.stdout.splitlines())
+                                          if line.startswith("{")))
+    res["process"] = {"wall_s": use.wall_s, "cpu_s": use.cpu_s, "user_s": use.user_s,
+                      "sys_s": use.sys_s, "peak_rss_mib": use.peak_rss_mib}
+    return res
+
+
+def _engine_2p(sc: Scenario, base_url: str, work: Path, out: Path) -> dict[str, Any]:
+    """Two engine processes side by side (moe-backfill-2p), summed as one client."""
+    script = str(Path(__file__).with_name("engine_run.py"))
+    cmds = [[sys.executable, script, str(_engine_spec(sc, base_url, work, out, None, (k, 2)))]
+            for k in range(2)]
+    results = [_engine_result(u) for u in h.run_measured_all(cmds, cwd=h.ROOT,
+                                                              env=_engine_env())]
+    total = {"wall_s": max(r["process"]["wall_s"] for r in results)}
+    for key in ("cpu_s", "user_s", "sys_s", "peak_rss_mib"):
+        total[key] = sum(r["process"][key] for r in results)
+    merged: dict[str, Any] = {"process": total, "wall_s": max(r["wall_s"] for r in results),
+                              "totals": {"completed": sum(r["totals"]["completed"]
+                                                          for r in results)}}
+    for key in ("cpu_s", "user_s", "sys_s", "peak_rss_mib", "rss_before_mib", "bytes",
+                "startup_cpu_s", "requests", "retries"):
+        merged[key] = sum(r[key] for r in results)
+    return merged
+
+
+def _engine(sc: Scenario, base_url: str, work: Path, out: Path,
+            profile: str | None, ca_file: Path | None = None) -> dict[str, Any]:
+    spec = _engine_spec(sc, base_url, work, out, ca_file)
+    # As a script, so that BENCH_ENGINE_SRC (a checkout of another version, for a
+    # before/after table) can supply the backfill package through PYTHONPATH.
+    cmd = [sys.executable, str(Path(__file__).with_name("engine_run.py")), str(spec)]
+    env = _engine_env()
     if ca_file is not None:  # OpenSSL's own variable: aiohttp's default context reads it
         env["SSL_CERT_FILE"] = str(ca_file)
     pyspy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
@@ -149,14 +200,7 @@ def _engine(sc: Scenario, base_url: str, work: Path, out: Path,
         fmt = "raw" if profile.endswith(".txt") else "flamegraph"
         extra = os.environ.get("BENCH_PYSPY_FLAGS", "").split()  # e.g. --gil, --idle
         cmd = [str(pyspy), "record", "-r", "200", *extra, "-o", profile, "-f", fmt, "--", *cmd]
-    use = h.run_measured(cmd, cwd=h.ROOT, env=env)
-    if use.returncode != 0:
-        raise RuntimeError(f"engine run failed ({use.returncode}): {use.stderr[-2000:]}")
-    res: dict[str, Any] = json.loads(next(line for line in reversed(use.stdout.splitlines())
-                                          if line.startswith("{")))
-    res["process"] = {"wall_s": use.wall_s, "cpu_s": use.cpu_s, "user_s": use.user_s,
-                      "sys_s": use.sys_s, "peak_rss_mib": use.peak_rss_mib}
-    return res
+    return _engine_result(h.run_measured(cmd, cwd=h.ROOT, env=env))
 
 
 def run_client(sc: Scenario, client: str, server: h.Server | None, work: Path,
@@ -174,8 +218,9 @@ def run_client(sc: Scenario, client: str, server: h.Server | None, work: Path,
     helper_cpu0 = h.process_cpu_s(helper.pid) if helper else 0.0
     files = sc.data.files
     try:
-        if client == "moe-backfill":
-            res = _engine(sc, base, work, out, profile, ca_file)
+        if client.startswith("moe-backfill"):
+            res = (_engine_2p(sc, base, work, out) if client == "moe-backfill-2p"
+                   else _engine(sc, base, work, out, profile, ca_file))
             expect = files if sc.server != "none" else 0
             done = res["totals"]["completed"] - (files if sc.server == "none" else 0)
             if sc.server != "none" and done != expect:

@@ -182,6 +182,48 @@ def run_measured(cmd: list[str], *, cwd: Path | None = None, timeout: float = 18
                  proc.returncode, stdout, stderr)
 
 
+def run_measured_all(cmds: list[list[str]], *, cwd: Path | None = None, timeout: float = 1800,
+                     env: dict[str, str] | None = None) -> list[Usage]:
+    """Run ``cmds`` side by side; each one's :class:`Usage`, every ``wall_s`` being the
+    time from the first spawn to the last exit (what the user waits for)."""
+    tmp = OUTPUT / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    files = [(open(tmp / f"stdout-{os.getpid()}-{i}", "w+b"),  # noqa: SIM115 -- closed below
+              open(tmp / f"stderr-{os.getpid()}-{i}", "w+b"))  # noqa: SIM115
+             for i in range(len(cmds))]
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                              env=env) for cmd, (out, err) in zip(cmds, files, strict=True)]
+    hwm = [0] * len(procs)
+    done: dict[int, tuple[int, Any]] = {}
+    while len(done) < len(procs):
+        for i, proc in enumerate(procs):
+            if i in done:
+                continue
+            hwm[i] = max(hwm[i], vm_hwm_kib(proc.pid))
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                done[i] = (status, ru)
+            elif time.perf_counter() > t0 + timeout:
+                proc.kill()
+                done[i] = os.wait4(proc.pid, 0)[1:]
+        time.sleep(0.002)
+    wall = time.perf_counter() - t0
+    result = []
+    for i, (out, err) in enumerate(files):
+        status, ru = done[i]
+        out.seek(0)
+        err.seek(0)
+        result.append(Usage(wall, ru.ru_utime + ru.ru_stime, ru.ru_utime, ru.ru_stime,
+                            hwm[i] / 1024, os.waitstatus_to_exitcode(status),
+                            out.read().decode(errors="replace"),
+                            err.read().decode(errors="replace")))
+        for f in (out, err):
+            f.close()
+            os.unlink(f.name)
+    return result
+
+
 def vm_hwm_kib(pid: int) -> int:
     """Peak RSS of a running process (VmHWM), 0 once it is gone.
 
