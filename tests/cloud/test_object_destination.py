@@ -20,7 +20,7 @@ from .emulators import free_port
 from .helpers import MIB, chunks, destination, zip_body
 
 pytestmark = pytest.mark.anyio
-SIZES = [10 * 1024, 12 * MIB]  # one PUT; a multipart upload to a temporary key, then a copy
+SIZES = [10 * 1024, 1 * MIB, 12 * MIB]  # in memory, one PUT; staged, one PUT; multipart + copy
 
 
 async def keys(dest: object) -> list[str]:

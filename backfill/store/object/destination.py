@@ -164,8 +164,11 @@ class ObjectDestination:
         try:
             await self._check_zip(staged)
             key = self._key(staged.rel)
-            async with self._slots:
-                if staged.body is not None and staged.size <= self.part_size:
+            async with self._slots:  # so at most upload_slots × part_size in memory
+                if staged.size <= self.part_size:
+                    if staged.body is None:
+                        assert staged.path is not None
+                        staged.body = await anyio.to_thread.run_sync(staged.path.read_bytes)
                     return await self._put_small(staged, key)
                 return await self._put_large(staged, key)
         finally:
