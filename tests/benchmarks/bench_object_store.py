@@ -9,7 +9,8 @@
 moto is a single-process Python server that keeps objects in memory, so its figures are
 a floor set by the emulator (each small file is one PUT plus, for larger ones, a read-back
 and a server-side copy), not what S3 would give. ``aws s3 cp`` and ``s5cmd`` are compared
-when installed. Run: ``python -m tests.benchmarks.bench_object_store [--quick]``.
+when installed (``aws s3 cp --recursive`` of the same files from disk).
+Run: ``python -m tests.benchmarks.bench_object_store [--quick]``.
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ def _rss_child(endpoint: str, mib: int) -> None:
 
     staging = Path(tempfile.mkdtemp())
     dest = _object_dest(endpoint, "bench-rss", staging)
+    if os.environ.get("BENCH_UPLOAD_PARTS"):
+        dest.upload_parts = int(os.environ["BENCH_UPLOAD_PARTS"])
 
     async def body() -> AsyncIterator[bytes]:
         # a stored zip produced piece by piece, never whole in memory
@@ -142,7 +145,7 @@ def _rss_child(endpoint: str, mib: int) -> None:
         await dest.probe()
         base = rss_kib()
         t0 = time.perf_counter()
-        stored = await dest.save("big/report.zip", body(), expected_length=None)
+        stored = await dest.save(f"big/{os.getpid()}.zip", body(), expected_length=None)
         wall = time.perf_counter() - t0
         return {"base_kib": base, "bytes": stored.bytes, "wall_s": wall}
 
@@ -153,8 +156,29 @@ def _rss_child(endpoint: str, mib: int) -> None:
     print(json.dumps(out))
 
 
-def _peers() -> dict[str, str | None]:
-    return {"aws": shutil.which("aws"), "s5cmd": shutil.which("s5cmd")}
+def _aws_cp(endpoint: str, tmp: Path, name: str, n: int, size: int) -> dict[str, Any] | None:
+    """``aws s3 cp --recursive`` of the same files from disk (its default 10 threads)."""
+    aws = shutil.which("aws")
+    if aws is None:
+        return None
+    bucket = f"bench-aws-{name}"
+    env = {**os.environ, **_env(endpoint, bucket)}
+    src = tmp / f"aws-{name}"
+    body = _zip(size)
+    for i in range(n):
+        d = src / f"ws-{i % 10}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"R_{i:06d}.zip").write_bytes(body)
+    t0 = time.perf_counter()
+    proc = subprocess.run([aws, "--endpoint-url", endpoint, "s3", "cp", "--recursive",
+                           "--quiet", str(src), f"s3://{bucket}/bench"], env=env,
+                          capture_output=True, timeout=1800)
+    wall = time.perf_counter() - t0
+    shutil.rmtree(src, ignore_errors=True)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.decode(errors="replace")[-300:]}
+    return {"files": n, "wall_s": round(wall, 2), "files_per_s": round(n / wall, 1),
+            "mb_per_s": round(n * len(body) / wall / 1e6, 1)}
 
 
 def main(quick: bool = False) -> dict[str, Any]:
@@ -166,6 +190,8 @@ def main(quick: bool = False) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             small = _scenario(moto.endpoint, Path(tmp), "small", sizes[0], 10 * 1024, 32)
             large = _scenario(moto.endpoint, Path(tmp), "large", sizes[1], 5 * MIB, 16)
+            small["aws_s3_cp"] = _aws_cp(moto.endpoint, Path(tmp), "small", sizes[0], 10 * 1024)
+            large["aws_s3_cp"] = _aws_cp(moto.endpoint, Path(tmp), "large", sizes[1], 5 * MIB)
         proc = subprocess.run([sys.executable, "-m", "tests.benchmarks.bench_object_store",
                                "--rss-child", moto.endpoint, str(sizes[2])],
                               capture_output=True, text=True, check=True, timeout=1800)
@@ -176,7 +202,7 @@ def main(quick: bool = False) -> dict[str, Any]:
     return {"small_10k": small, "large_5m": large,
             "huge": {"mib": sizes[2], "mb_per_s": round(rss["bytes"] / rss["wall_s"] / 1e6, 1),
                      "rss_growth_mib": round(growth, 1), "target_met": growth < 100},
-            "peers": {k: bool(v) for k, v in _peers().items()},
+            "s5cmd": "not installed" if shutil.which("s5cmd") is None else "not compared",
             "note": "moto in one Python process holds every object in memory: a floor, "
                     "not S3's speed"}
 

@@ -8,7 +8,8 @@ How one file is stored (``commit`` of a body that :class:`.Staging` took in and 
    object is ever visible. obstore buffers a create-mode body whole, which is why only
    bodies up to one part take this path.
 3. **Large body**: a multipart upload streamed from the staged file (``part_size`` parts,
-   ``upload_parts`` in flight) to a temporary key ``<prefix>/.backfill-tmp/<run>/<id>``,
+   ``upload_parts`` in flight, 2 by default) to a temporary key
+   ``<prefix>/.backfill-tmp/<run>/<id>``,
    then a server-side copy to the final key that succeeds only if the key is still free
    (``copy(..., overwrite=False)``: S3 multipart copy completed with If-None-Match, Azure
    and GCS native preconditions), then the temporary object is deleted. The final key
@@ -76,7 +77,7 @@ class ObjectDestination:
     """Stores report files under ``conn.url``; see the module docstring for the promises."""
 
     def __init__(self, conn: Connection, store: ObjectStore, staging: Staging, *,
-                 upload_parts: int = 4, upload_slots: int = 8) -> None:
+                 upload_parts: int = 2, upload_slots: int = 8) -> None:
         import obstore
 
         self._ob: Any = obstore
