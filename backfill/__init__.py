@@ -8,13 +8,20 @@ Subscribe to :mod:`backfill.events` with :meth:`Backfill.subscribe` for progress
 a scheduler (Airflow, Dagster); ``summary.document(run=True)`` is the ``run --json`` output.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
 from .config import Config, load_config
-from .engine import Backfill, Options
 from .errors import BackfillError, ConfigError, LockedError, ManifestError, StorageError
 from .events import Event
-from .manifest import Record, Status
+from .journal.record import Record
+from .model import Status
 from .summary import Summary
+
+if TYPE_CHECKING:
+    from .engine import Backfill, Options
 
 __all__ = [
     "Backfill",
@@ -32,3 +39,13 @@ __all__ = [
     "__version__",
     "load_config",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The engine (aiohttp, the store) is loaded on first use: ``backfill plan`` and the
+    pure modules never pay for it."""
+    if name in ("Backfill", "Options"):
+        from . import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -302,7 +302,7 @@ def _status_source(target: str) -> tuple[Config | None, Path]:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from .manifest import load_manifest
+    from .journal.state import load_manifest
     from .summary import tally_records
 
     config, manifest_path = _status_source(args.target)

@@ -21,8 +21,8 @@ from rich.console import Console
 
 from .config import Config, load_config
 from .engine import Backfill, Options
+from .journal.state import load_manifest
 from .logs import EventLog, secrets_of, setup
-from .manifest import load_manifest
 from .progress import Progress
 from .render import console as render_console
 from .render import print_grid, print_status, print_summary

@@ -20,8 +20,6 @@ workspaces in turn, each oldest file first.
 
 from __future__ import annotations
 
-import logging
-import os
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +33,6 @@ from .clock import Clock
 from .config import Config, DateSpec, Workspace
 from .errors import (
     ConfigError,
-    OutputDirError,
     RemoteError,
     RequestTimeout,
     StorageError,
@@ -52,14 +49,16 @@ from .events import (
     Throttled,
     WorkspaceStopped,
 )
+from .journal import Journal, Record, load_manifest, open_journal
 from .limits import AdaptiveLimiter, BreakerSettings, CircuitBreaker, OutageTooLong, RateLimiter
-from .manifest import ManifestLock, ManifestState, ManifestWriter, Record, Status, load_manifest
+from .model import Rerun, Status, Task, Window
 from .naming import TEMP_SUFFIX, base_url, origin, render_path, report_url
-from .planner import Kind, Task, Window, requestable, todays, windows
+from .planner import requestable, todays, windows
 from .planner import tasks as plan_tasks
-from .policy import Action, Decision, HttpReply, decide_error, decide_reply, rerun
+from .policy import Action, Decision, HttpReply, decide_error, decide_reply, outstanding
 from .signing import request_headers
-from .storage import Received, Storage, Stored, os_error_reason
+from .store import Received, Store, Stored, open_store
+from .store.local import prepare_dirs
 from .summary import AtRisk, Summary, WorkspaceTally, expires_at
 
 AUTH_STOP_AFTER = 3  # consecutive 401/403 that stop a workspace
@@ -154,30 +153,24 @@ class Backfill:
     def dry_run(self) -> Iterator[tuple[Task, str]]:
         """(task, url) of every request a run would make now; reads the manifest only."""
         state = load_manifest(self.manifest_path)
-        for task in plan_tasks(self.windows()):
-            if rerun(task.kind, state.get(task.key)) == "fetch":
-                yield task, self._url(task)
+        for step in outstanding(plan_tasks(self.windows()), state):
+            if step.action is Rerun.FETCH:
+                yield step.task, self._url(step.task)
 
     async def run(self) -> Summary:
         wins = self.windows()
         client = self._make_client(wins)
-        self._check_output_dir()
-        with ManifestLock(self.manifest_path):
-            state = await anyio.to_thread.run_sync(load_manifest, self.manifest_path)
-            storage = Storage(self.output_dir, max_file_bytes=self.config.run.max_file_bytes)
-            await anyio.to_thread.run_sync(storage.remove_stale_parts)
-            try:
-                summary = await self._run(wins, state, storage, client)
-            except BaseExceptionGroup as group:  # library users get our error, not a group
-                raise first_error(group) from None
-            if not summary.interrupted and self._worth_compacting(state):
-                try:
-                    await anyio.to_thread.run_sync(self._compact)
-                except (OSError, StorageError) as exc:
-                    # Housekeeping only: the journal is complete as it is.
-                    logging.getLogger("backfill").warning(
-                        "manifest not compacted (%s); the next run tries again",
-                        exc.strerror if isinstance(exc, OSError) else exc)
+        prepare_dirs([self.output_dir, self.manifest_path.parent])
+        store = open_store(self.output_dir, max_file_bytes=self.config.run.max_file_bytes)
+        try:
+            async with open_journal(self.manifest_path, compact=True) as journal:
+                await store.sweep()
+                summary = await self._run(wins, journal, store, client)
+                journal.compact = not summary.interrupted
+        except BaseExceptionGroup as group:  # library users get our error, not a group
+            raise first_error(group) from None
+        finally:
+            await store.close()
         return summary
 
     # ------------------------------------------------------------------ internals
@@ -185,44 +178,6 @@ class Backfill:
     def _emit(self, event: Event) -> None:
         for callback in self._subscribers:
             callback(event)
-
-    def _check_output_dir(self) -> None:
-        """OutputDirError (exit 2) if the output or manifest directory cannot be made or
-        written; both are checked before either is created, so a refusal writes nothing."""
-        dirs = sorted({self.output_dir, self.manifest_path.parent})
-        for d in dirs:
-            base = d
-            while not base.exists() and base.parent != base:  # the nearest existing one
-                base = base.parent
-            if not base.is_dir():
-                raise OutputDirError(f"{d}: not a directory" if base == d else
-                                     f"{d}: cannot create directory ({base} is not a directory)")
-            if not os.access(base, os.W_OK | os.X_OK):
-                raise OutputDirError(f"{d}: directory is not writable" if base == d else
-                                     f"{d}: cannot create directory ({base} is not writable)")
-        for d in dirs:
-            try:
-                d.mkdir(parents=True, exist_ok=True)
-            except FileExistsError:  # a file where the directory should be
-                raise OutputDirError(f"{d}: not a directory") from None
-            except OSError as exc:
-                raise OutputDirError(f"{d}: cannot create directory "
-                                     f"({os_error_reason(exc)})") from None
-            if not os.access(d, os.W_OK | os.X_OK):
-                raise OutputDirError(f"{d}: directory is not writable")
-
-    def _worth_compacting(self, before: ManifestState) -> bool:
-        """Rewrite the journal when superseded lines make up a fifth of it (and at least 64),
-        or a torn line was found: a daily run adding a few lines to a huge manifest does
-        not pay for a full rewrite. Decided from counts, without re-reading the file."""
-        lines = before.lines + self._writer.statistics().records
-        keys = len(before) + self._new_keys
-        return before.torn_line is not None or lines - keys >= max(64, lines // 5)
-
-    def _compact(self) -> None:
-        from .manifest import compact
-
-        compact(self.manifest_path, load_manifest(self.manifest_path))
 
     def _url(self, task: Task) -> str:
         ws = task.workspace
@@ -241,14 +196,13 @@ class Backfill:
                       origins=[base_url(w.workspace.data_center, w.workspace.base_url)
                                for w in wins])
 
-    async def _run(self, wins: list[Window], state: ManifestState, storage: Storage,
+    async def _run(self, wins: list[Window], journal: Journal, store: Store,
                    client: Client) -> Summary:
         cfg = self.config
         start = self.clock.monotonic()
-        self._state = state
-        self._new_keys = 0  # keys this run added to the journal
-        self._storage = storage
-        self._writer = ManifestWriter(self.manifest_path)
+        self._journal = journal
+        self._state = journal.state
+        self._storage = store
         self._global = anyio.CapacityLimiter(self.concurrency)
         self._commit_slots = anyio.Semaphore(self.concurrency)
         self._summary = Summary({})
@@ -271,21 +225,16 @@ class Backfill:
         self._emit(RunStarted({w.workspace.name: self._count_fetch(w) for w in wins}))
         async with client:
             self._client = client
-            async with anyio.create_task_group() as tg:
-                await tg.start(self._writer.run)
-                try:
-                    with anyio.CancelScope() as self._work:
-                        if self._interrupted:
-                            self._work.cancel()
-                        async with anyio.create_task_group() as feeders:
-                            for w in wins:
-                                feeders.start_soon(self._feed, w)
-                except StorageError as exc:
-                    self._summary.error = str(exc)
-                    raise
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await self._writer.close()
+            try:
+                with anyio.CancelScope() as self._work:
+                    if self._interrupted:
+                        self._work.cancel()
+                    async with anyio.create_task_group() as feeders:
+                        for w in wins:
+                            feeders.start_soon(self._feed, w)
+            except StorageError as exc:
+                self._summary.error = str(exc)
+                raise
         self._summary.interrupted = self._interrupted
         self._summary.duration_s = self.clock.monotonic() - start
         self._summary.outages = sum(b.outages for b in self._breakers.values())
@@ -294,8 +243,8 @@ class Backfill:
         return self._summary
 
     def _count_fetch(self, win: Window) -> int:
-        return sum(1 for t in plan_tasks([requestable(win)])
-                   if t.kind.requested and rerun(t.kind, self._state.get(t.key)) == "fetch")
+        return sum(1 for step in outstanding(plan_tasks([requestable(win)]), self._state)
+                   if step.action is Rerun.FETCH)
 
     async def _feed(self, win: Window) -> None:
         """Work through one workspace's tasks with a pool of workers that grows on demand.
@@ -326,19 +275,14 @@ class Backfill:
 
     async def _work_through(self, rt: _Workspace) -> None:
         assert rt.plan is not None
-        n = 0
-        for task in rt.plan:
-            n += 1
+        for n, step in enumerate(outstanding(rt.plan, self._state), 1):
             if not n % 256:  # skips do not yield: let the other workspaces run
                 await anyio.lowlevel.checkpoint()
-            if task.kind is Kind.FUTURE:
-                continue
-            old = self._state.get(task.key)
-            action = rerun(task.kind, old)
-            if action == "skip":
+            task, old = step.task, step.record
+            if step.action is Rerun.SKIP:
                 assert old is not None
                 self._count(rt, old, fetched=False)
-            elif action == "expire":
+            elif step.action is Rerun.EXPIRE:
                 reason = f"expired before it was fetched ({old.error})" if (
                     old and old.error) else None
                 await self._record(rt, task, Status.EXPIRED, reason=reason,
@@ -378,9 +322,7 @@ class Backfill:
         # Shielded: once a file is durable its record must reach the journal, even when the
         # run is being cancelled (otherwise the next run would fetch it again).
         with anyio.CancelScope(shield=True):
-            await self._writer.put(rec)
-        if rec.key not in self._state:
-            self._new_keys += 1
+            await self._journal.put(rec)
         self._count(rt, rec, fetched=fetched)
 
     async def _fetch(self, rt: _Workspace, task: Task) -> None:
@@ -406,7 +348,8 @@ class Backfill:
             outcome: Stored | HttpReply | RemoteError | None
             try:
                 sent = await self._send(rt, url, headers, rel, task)
-                outcome = await self._commit(sent) if isinstance(sent, Received) else sent
+                outcome = (sent if sent is None or isinstance(sent, HttpReply | RemoteError)
+                           else await self._commit(sent))
             except BaseException:
                 if probe:
                     breaker.abandon_probe()
@@ -487,7 +430,7 @@ class Backfill:
             rt.tally.requests += 1
             self._summary.requests += 1
             outcome = await self._attempt(url, headers, rel, task)
-            if isinstance(outcome, Received):
+            if not isinstance(outcome, HttpReply | RemoteError):  # a body, received
                 try:
                     try:
                         self._commit_slots.acquire_nowait()

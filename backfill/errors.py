@@ -19,12 +19,16 @@
             ├── BodyTooLarge         larger than max_file_bytes (not retried)
             └── InvalidBody          truncated, length mismatch, not a zip (retried)
 
-aiohttp and OS errors are translated into these in client.py/storage.py with
-``raise ... from exc`` and go no further. Messages never contain credentials: the
+aiohttp and OS errors are translated into these in client.py, store/ and journal/ with
+``raise ... from exc`` and go no further (:func:`os_error_reason` gives an OSError's
+short, path-free reason). Messages never contain credentials: the
 translation keeps only the exception class name and the URL path.
 """
 
 from __future__ import annotations
+
+import errno
+import os
 
 
 class BackfillError(Exception):
@@ -136,3 +140,28 @@ def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         if isinstance(exc, BackfillError):
             return exc
     return flat[0] if flat else group
+
+
+_REASONS = {
+    errno.ENOSPC: "disk full",
+    errno.EFBIG: "disk full (file too large for the file system)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "read-only file system",
+    errno.ENOTDIR: "not a directory",
+    errno.EISDIR: "is a directory",
+    errno.ENAMETOOLONG: "name too long",
+    errno.EIO: "I/O error",
+    errno.ENOENT: "no such file or directory",
+    errno.EEXIST: "already exists",
+}
+
+
+def os_error_reason(exc: OSError) -> str:
+    """A short reason for an OSError, without the paths or text it may carry."""
+    if exc.errno in _REASONS:
+        return _REASONS[exc.errno]
+    if exc.errno is not None:
+        return os.strerror(exc.errno).lower()
+    return type(exc).__name__

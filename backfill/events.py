@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .manifest import Status
+from .model import Status
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,17 +7,11 @@ Tasks are produced lazily in dispatch order — oldest generation date first (cl
 expiry), and within a date round-robin across workspaces, then reports — so a million
 tasks never sit in one list.
 
-Age of a file = today − generation date, in days:
-
-    age < 0   FUTURE     not generated yet; never requested
-    age 0..6  FETCHABLE  inside the 7-day window (age 0: may not be generated yet)
-    age 7     BOUNDARY   last day; tried, and a 400 there counts as expired
-    age ≥ 8   EXPIRED    recorded without a request
+Each task's :class:`~backfill.model.Kind` follows its age (see :mod:`backfill.model`).
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -26,73 +20,20 @@ import pendulum
 
 from .config import Config, DateSpec, Report, Schedule, Workspace
 from .errors import ConfigError
+
+# Re-exported: the planner's words (they live in the neutral model).
+from .model import EXPIRY_DAYS as EXPIRY_DAYS
+from .model import Kind as Kind
+from .model import Task as Task
+from .model import Window as Window
+from .model import classify as classify
 from .naming import report_filename
 
 MAX_RANGE_DAYS = 90
-EXPIRY_DAYS = 7
 # 'today' and a range's last date must lie here, so that stepping a few days (or the
 # 90-day cap, or a '-99999d' start) never leaves datetime.date's years 1..9999.
 # A start may be any date: it is only compared and counted in closed form.
 FIRST_DAY, LAST_DAY = date(1000, 1, 1), date(9000, 12, 31)
-
-
-class Kind(enum.Enum):
-    FUTURE = "future"
-    FETCHABLE = "fetchable"
-    BOUNDARY = "boundary"
-    EXPIRED = "expired"
-
-    @property
-    def requested(self) -> bool:
-        return self in (Kind.FETCHABLE, Kind.BOUNDARY)
-
-
-def classify(age: int) -> Kind:
-    """Kind of a file of the given age in days (see module docstring)."""
-    if age < 0:
-        return Kind.FUTURE
-    if age < EXPIRY_DAYS:
-        return Kind.FETCHABLE
-    if age == EXPIRY_DAYS:
-        return Kind.BOUNDARY
-    return Kind.EXPIRED
-
-
-@dataclass(frozen=True, slots=True)
-class Task:
-    """One file: a report of a workspace generated on one date."""
-
-    workspace: Workspace
-    report: Report
-    day: date
-    filename: str
-    age: int
-    kind: Kind
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """Manifest key: (app_id, filename)."""
-        return (self.workspace.app_id, self.filename)
-
-    @property
-    def maybe_not_generated(self) -> bool:
-        """Today's file: the vendor may not have generated it yet."""
-        return self.age == 0
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """The date range planned for one workspace, after the 90-day cap."""
-
-    workspace: Workspace
-    today: date
-    start: date
-    end: date
-    requested_start: date  # before the cap
-
-    @property
-    def dropped_days(self) -> int:
-        return (self.start - self.requested_start).days if self.start > self.requested_start else 0
 
 
 def today_in(tz: str, now: datetime) -> date:

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import enum
 import random
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 
 from .config import RetrySettings
 from .errors import (
@@ -38,8 +40,8 @@ from .errors import (
     RemoteError,
     TransportError,
 )
-from .manifest import Record, Status
-from .planner import Kind
+from .journal.record import Record
+from .model import Kind, Rerun, Status, Task
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -151,8 +153,8 @@ def decide_error(
     return Decision(Action.RECORD, Status.FAILED, error.kind)
 
 
-def rerun(kind: Kind, record: Record | None) -> str:
-    """Re-run rules of design.md for one planned file: 'skip', 'expire' or 'fetch'.
+def rerun(kind: Kind, record: Record | None) -> Rerun:
+    """Re-run rules of design.md for one planned file: skip, expire or fetch.
 
     completed and expired are kept; an expired date with no completed record is recorded
     expired without a request; failed and pending are retried; missing is re-checked while
@@ -160,7 +162,36 @@ def rerun(kind: Kind, record: Record | None) -> str:
     """
     status = record.status if record else None
     if status in (Status.COMPLETED, Status.EXPIRED):
-        return "skip"
+        return Rerun.SKIP
     if kind is Kind.EXPIRED:
-        return "skip" if status is Status.MISSING else "expire"
-    return "fetch"
+        return Rerun.SKIP if status is Status.MISSING else Rerun.EXPIRE
+    return Rerun.FETCH
+
+
+class Recorded(Protocol):
+    """What :func:`outstanding` needs of the journal's state."""
+
+    def get(self, key: tuple[str, str]) -> Record | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outstanding:
+    """One planned file and what this run does with it (:func:`outstanding`)."""
+
+    task: Task
+    action: Rerun
+    record: Record | None  # what the journal says about it now
+
+
+def outstanding(tasks: Iterable[Task], done: Recorded) -> Iterator[Outstanding]:
+    """The plan minus what the journal says is done: every task that is not in the
+    future, with its :func:`rerun` action and its current record, in plan order.
+
+    The one place that applies the re-run rules to a plan: the workers, the RunStarted
+    count and ``run --dry-run`` all filter this.
+    """
+    for task in tasks:
+        if task.kind is Kind.FUTURE:
+            continue
+        record = done.get(task.key)
+        yield Outstanding(task, rerun(task.kind, record), record)

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from .manifest import Record
+    from .journal.record import Record
     from .summary import Summary
 
 

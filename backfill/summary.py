@@ -15,8 +15,8 @@ from typing import Any
 import pendulum
 
 from .config import Workspace
-from .manifest import Record, Status
-from .planner import EXPIRY_DAYS
+from .journal.record import Record
+from .model import EXPIRY_DAYS, Status
 
 STATUSES: tuple[str, ...] = ("completed", "missing", "expired", "failed", "pending")
 

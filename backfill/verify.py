@@ -3,52 +3,47 @@ failed, so the next run fetches it again (if its date is still inside the window
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import PurePosixPath
 from typing import Any
-
-import anyio
 
 from .clock import Clock
 from .config import Config
 from .errors import StorageError
-from .manifest import ManifestLock, ManifestWriter, Status, load_manifest
-from .storage import Storage
+from .journal import Record, Status, open_journal
+from .store import Store, open_store
 
 
 async def verify(config: Config, clock: Clock | None = None) -> dict[str, Any]:
     clock = clock or Clock()
     run = config.run
     manifest = run.manifest or run.output_dir / "manifest.jsonl"
-    storage = Storage(run.output_dir, max_file_bytes=run.max_file_bytes)
+    store = open_store(run.output_dir, max_file_bytes=run.max_file_bytes)
     bad: list[dict[str, str]] = []
     checked = 0
-    with ManifestLock(manifest):
-        state = await anyio.to_thread.run_sync(load_manifest, manifest)
-        writer = ManifestWriter(manifest)
-        async with anyio.create_task_group() as tg:
-            await tg.start(writer.run)
-            try:
-                for rec in state:
-                    if rec.status is not Status.COMPLETED or not rec.path:
-                        continue
-                    checked += 1
-                    try:
-                        problem = await storage.verify(PurePosixPath(rec.path),
-                                                       sha256=rec.sha256 or "",
-                                                       size=rec.bytes or 0)
-                    except StorageError:  # a tampered path pointing outside output_dir
-                        problem = "path outside the output directory"
-                    if problem is None:
-                        continue
-                    bad.append({"workspace": rec.workspace, "filename": rec.filename,
-                                "path": rec.path, "reason": problem})
-                    await writer.put(rec.__class__(
-                        workspace=rec.workspace, app_id=rec.app_id, report=rec.report,
-                        date=rec.date, filename=rec.filename, status=Status.FAILED,
-                        attempts=rec.attempts, error=f"verify: {problem}",
-                        updated_at=clock.wall().strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    ))
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await writer.close()
+    async with open_journal(manifest) as journal:
+        for rec in journal.state:
+            if rec.status is not Status.COMPLETED or not rec.path:
+                continue
+            checked += 1
+            problem = await _problem(store, rec)
+            if problem is None:
+                continue
+            bad.append({"workspace": rec.workspace, "filename": rec.filename,
+                        "path": rec.path, "reason": problem})
+            await journal.put(dataclasses.replace(
+                rec, status=Status.FAILED, path=None, bytes=None, sha256=None,
+                http_status=None, request_id=None, error=f"verify: {problem}",
+                updated_at=clock.wall().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            ))
+    await store.close()
     return {"checked": checked, "ok": checked - len(bad), "bad": bad}
+
+
+async def _problem(store: Store, rec: Record) -> str | None:
+    assert rec.path is not None
+    try:
+        return await store.verify(PurePosixPath(rec.path), sha256=rec.sha256 or "",
+                                  size=rec.bytes or 0)
+    except StorageError:  # a tampered path pointing outside output_dir
+        return "path outside the output directory"

@@ -25,7 +25,7 @@ from ..planner import Window, requestable, tasks
 from ..summary import AtRisk, expires_at
 
 if TYPE_CHECKING:
-    from ..manifest import Record
+    from ..journal import Record
 
 UNFETCHED = frozenset({"failed", "pending", "missing"})
 PLANNED = "planned"

@@ -152,7 +152,7 @@ def after_run(config: Config, summary: Summary, manifest: Path, wins: Sequence[W
     if metrics_file is None and not wanted_alert:
         return
     from ..errors import BackfillError
-    from ..manifest import load_manifest
+    from ..journal import load_manifest
 
     try:
         journal = load_manifest(manifest)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..summary import Summary
 
 if TYPE_CHECKING:
-    from ..manifest import Record
+    from ..journal import Record
 
 _FMT = "%Y-%m-%dT%H:%M:%SZ"
 

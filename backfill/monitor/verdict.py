@@ -27,7 +27,7 @@ from .atrisk import by_report, within
 from .settings import show_duration
 
 if TYPE_CHECKING:
-    from ..manifest import Record
+    from ..journal import Record
 
 
 @dataclass(frozen=True, slots=True)

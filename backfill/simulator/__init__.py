@@ -7,13 +7,20 @@
 
 Modules: ``catalog`` (which files exist, the clock), ``faults`` (what goes wrong, from a
 hash), ``body`` (deterministic zip bodies, streamed when large), ``app`` (the server),
-``cli`` (``backfill simulate``).
+``cli`` (``backfill simulate``). The server (aiohttp) is loaded on first use of
+:class:`Simulator`, so registering the ``simulate`` command costs nothing.
 """
 
-from .app import Counters, Simulator, encode_path, run_simulator
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .body import BodySpec, build_body, iter_body
 from .catalog import Catalog, Clock, check_file
 from .faults import KINDS, Fault, Faults, FirstN
+
+if TYPE_CHECKING:
+    from .app import Counters, Simulator, encode_path, run_simulator
 
 __all__ = [
     "KINDS",
@@ -31,3 +38,11 @@ __all__ = [
     "iter_body",
     "run_simulator",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Counters", "Simulator", "encode_path", "run_simulator"):
+        from . import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -35,12 +35,11 @@ from ..config import Config, Workspace
 from ..naming import report_url
 from ..signing import request_headers
 from .body import BodyCache, BodySpec, body_length, digest, is_streamed, iter_body
-from .catalog import MSG_APP, MSG_MISSING, Catalog, Clock, check_file
+from .catalog import DEFAULT_CACHE_BYTES, MSG_APP, MSG_MISSING, Catalog, Clock, check_file
 from .faults import Fault, Faults, TokenBucket, choose, latency, missing
 
 ZIP_TYPE = "application/gzip"  # what the real API says; the body is a zip (api.md)
 JSON_TYPE = "application/json"
-DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 OutageMode = Literal["closed", "refused"]
 Outcome = int | str  # HTTP status, or how the connection ended (see Counters)
 

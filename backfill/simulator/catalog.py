@@ -15,9 +15,12 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from ..config import Config, Report, Workspace
+from ..model import EXPIRY_DAYS
 from ..naming import parse_filename, report_filename
-from ..planner import EXPIRY_DAYS
 from ..signing import basic_auth, signature
+
+# Bodies the server keeps built in memory (``--cache-bytes``).
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 
 # Pure and called on every request with the same few thousand names: memoized.
 _parse = functools.lru_cache(maxsize=1 << 16)(parse_filename)

@@ -17,13 +17,16 @@ import sys
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..argtypes import byte_count, day, fraction, seconds
 from ..config import Config, load_config, parse_config
 from ..errors import ConfigError
-from .app import DEFAULT_CACHE_BYTES, Simulator
+from .catalog import DEFAULT_CACHE_BYTES
 from .faults import KINDS, Faults, FirstN, check_fault, rate_fields
+
+if TYPE_CHECKING:
+    from .app import Simulator
 
 DEMO_TOML = """
 [defaults]
@@ -161,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"backfill simulate: {exc}", file=sys.stderr)
         return exc.exit_code
+    from .app import Simulator
+
     sim = Simulator(config, seed=args.seed, today=args.today, faults=faults,
                     cache_bytes=args.cache_bytes)
     try:

@@ -27,7 +27,7 @@ from typing import Any
 
 import anyio
 
-from backfill.manifest import ManifestWriter, Record, Status, compact, load_manifest
+from backfill.journal import ManifestWriter, Record, Status, compact, load_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKSPACES = 300
@@ -67,7 +67,7 @@ def _record(i: int, *, failed: bool = False) -> Record:
 _LOADER = """
 import json, sys, time
 from pathlib import Path
-from backfill.manifest import load_manifest
+from backfill.journal import load_manifest
 
 def peak_rss_kib():  # VmHWM: unlike ru_maxrss, not inherited from the parent across exec
     for line in Path("/proc/self/status").read_text().splitlines():

@@ -43,7 +43,7 @@ import anyio
 from anyio.abc import ByteReceiveStream, Process
 
 from backfill.config import Config, load_config
-from backfill.manifest import Status, load_manifest
+from backfill.journal import Status, load_manifest
 from backfill.planner import tasks, windows
 from backfill.simulator import Faults, Simulator, run_simulator
 

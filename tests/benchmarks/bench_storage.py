@@ -25,7 +25,7 @@ from typing import Any
 
 import anyio
 
-from backfill.storage import Storage
+from backfill.store.local import LocalStore
 
 
 def small_zip(size: int = 10 * 1024) -> bytes:
@@ -42,7 +42,7 @@ async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
 
 async def _small(root: Path, n: int, chunk: int, tasks: int = 32) -> dict[str, float]:
     body = small_zip()
-    storage = Storage(root)
+    storage = LocalStore(root)
     cpu0, t0 = time.process_time(), time.perf_counter()
 
     async def worker(k: int) -> None:
@@ -79,7 +79,7 @@ async def _large(root: Path, mib: int) -> dict[str, float]:
 
     rss0 = _rss_mib()
     t0 = time.perf_counter()
-    stored = await Storage(root / "out").save(
+    stored = await LocalStore(root / "out").save(
         PurePosixPath("big/big.zip"), from_file(), expected_length=size
     )
     wall = time.perf_counter() - t0

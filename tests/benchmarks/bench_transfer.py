@@ -53,7 +53,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from backfill.manifest import Record, Status
+from backfill.journal import Record, Status
 from backfill.naming import report_filename
 
 from . import harness as h

@@ -25,7 +25,7 @@ from backfill.clock import ScaledClock
 from backfill.config import Config
 from backfill.engine import Backfill, Options
 from backfill.events import Event
-from backfill.manifest import Record, Status, load_manifest
+from backfill.journal import Record, Status, load_manifest
 from backfill.naming import render_path
 from backfill.planner import Kind, Task, tasks, windows
 from backfill.simulator import Simulator

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from backfill.cli import main
 from backfill.config import load_config
-from backfill.manifest import Status, load_manifest
+from backfill.journal import Status, load_manifest
 from backfill.simulator import run_simulator
 
 from .conftest import TODAY, check_promise, cli_command, run_engine, tree
@@ -463,7 +463,7 @@ async def test_a_completed_file_never_looks_like_a_partial_download(
 
 def test_a_manifest_named_like_a_partial_download_is_refused(tmp_path: Path) -> None:
     from backfill.naming import TEMP_SUFFIX
-    from backfill.storage import PART_SUFFIX
+    from backfill.store.local import PART_SUFFIX
 
     assert TEMP_SUFFIX == PART_SUFFIX  # naming avoids exactly what storage sweeps
     path = tmp_path / "backfill.toml"

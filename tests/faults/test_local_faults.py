@@ -28,7 +28,7 @@ import pytest
 from anyio.abc import Process
 
 from backfill.config import Config, load_config
-from backfill.manifest import ManifestState, Record, Status, load_manifest
+from backfill.journal import ManifestState, Record, Status, load_manifest
 from backfill.planner import tasks, windows
 from backfill.simulator import Faults, Simulator, run_simulator
 

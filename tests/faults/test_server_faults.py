@@ -25,7 +25,7 @@ from backfill.config import Config, HttpSettings
 from backfill.engine import Backfill, Options
 from backfill.errors import RedirectError
 from backfill.events import Event, FileFinished, HostPaused, HostResumed, RetryScheduled
-from backfill.manifest import Status
+from backfill.journal import Status
 from backfill.planner import Kind
 from backfill.simulator import Faults, FirstN, build_body, run_simulator
 

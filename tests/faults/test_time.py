@@ -22,7 +22,7 @@ import pytest
 
 from backfill.clock import ScaledClock
 from backfill.engine import Backfill, Options
-from backfill.manifest import Status
+from backfill.journal import Status
 from backfill.naming import report_filename
 from backfill.simulator import Faults, Simulator, run_simulator
 

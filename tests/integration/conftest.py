@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from backfill.config import Config, parse_config
-from backfill.manifest import Record, Status, load_manifest
+from backfill.journal import Record, Status, load_manifest
 
 TODAY = date(2026, 11, 27)
 REPORTS = ["Daily campaign summary", "Email - delivery (EU)"]

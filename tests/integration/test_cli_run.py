@@ -13,7 +13,7 @@ import anyio
 import pytest
 from anyio.abc import Process
 
-from backfill.manifest import Status, load_manifest
+from backfill.journal import Status, load_manifest
 from backfill.simulator import Faults, run_simulator
 
 from .conftest import TODAY, WORKSPACES_TOML, make_config

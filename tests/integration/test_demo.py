@@ -13,7 +13,7 @@ import pytest
 from backfill.cli import main
 from backfill.demo import DemoSettings, run_demo
 from backfill.events import FileFinished, HostPaused, RetryScheduled, RunStarted
-from backfill.manifest import Status, load_manifest
+from backfill.journal import Status, load_manifest
 from backfill.progress import Progress
 from backfill.render import next_step
 from backfill.summary import AtRisk, Summary, WorkspaceTally

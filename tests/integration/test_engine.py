@@ -11,7 +11,7 @@ import pytest
 from backfill.clock import ScaledClock
 from backfill.engine import Backfill, Options
 from backfill.events import Event, FileFinished, HostPaused, HostResumed, RetryScheduled, Throttled
-from backfill.manifest import Status
+from backfill.journal import Status
 from backfill.naming import report_filename
 from backfill.simulator import Faults, FirstN, run_simulator
 
@@ -346,7 +346,7 @@ async def test_verify_catches_a_corrupt_file_and_run_refetches_it(tmp_path: Path
 
 
 async def test_compaction_only_when_superseded_lines_pile_up(tmp_path: Path) -> None:
-    from backfill.manifest import load_manifest
+    from backfill.journal import load_manifest
 
     config = make_config(tmp_path, [{"name": "a", "app_id": "A1"}], run={"start": "-6d"},
                          defaults={"reports": ["Daily campaign summary"]})

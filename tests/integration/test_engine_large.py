@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from backfill.engine import Backfill, Options
-from backfill.manifest import Status
+from backfill.journal import Status
 from backfill.naming import report_filename
 from backfill.simulator import Faults, run_simulator
 

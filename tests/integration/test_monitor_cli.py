@@ -21,7 +21,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from backfill.config import parse_config
-from backfill.manifest import Record, Status
+from backfill.journal import Record, Status
 from backfill.simulator import run_simulator
 
 pytestmark = pytest.mark.anyio

@@ -19,7 +19,7 @@ from backfill.client import USER_AGENT, Client
 from backfill.config import HttpSettings
 from backfill.engine import Backfill, Options
 from backfill.errors import ConfigError
-from backfill.manifest import Status
+from backfill.journal import Status
 from backfill.simulator import run_simulator
 
 from .conftest import TODAY, WORKSPACES_TOML, by_status, make_config, manifest_records, pointed_at

@@ -9,8 +9,8 @@ import pytest
 
 from backfill.config import parse_config
 from backfill.events import FileFinished, HostPaused
+from backfill.journal import Status
 from backfill.logs import EventLog, Redactor, secrets_of, setup
-from backfill.manifest import Status
 from backfill.signing import signature
 
 

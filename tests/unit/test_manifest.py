@@ -18,9 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import backfill.manifest as manifest_module
 from backfill.errors import LockedError, ManifestError, StorageError
-from backfill.manifest import (
+from backfill.journal import (
     ManifestLock,
     ManifestWriter,
     Record,
@@ -309,7 +308,7 @@ def test_any_record_survives_a_round_trip(scratch: Path, batch: list[Record]) ->
 _HOLDER = """
 import sys
 from pathlib import Path
-from backfill.manifest import ManifestLock
+from backfill.journal import ManifestLock
 lock = ManifestLock(Path(sys.argv[1]))
 lock.acquire()
 print("locked", flush=True)
@@ -600,7 +599,7 @@ def test_compact_failing_rename_keeps_the_old_file(
     def no_replace(src: Any, dst: Any) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(manifest_module.os, "replace", no_replace)
+    monkeypatch.setattr(os, "replace", no_replace)
     with pytest.raises(StorageError, match="permission denied"):
         compact(path, [rec(1)])
     assert path.read_bytes() == old
@@ -610,7 +609,7 @@ def test_compact_failing_rename_keeps_the_old_file(
 _COMPACTOR = """
 import sys
 from pathlib import Path
-from backfill.manifest import Record, Status, compact
+from backfill.journal import Record, Status, compact
 
 def records():
     for i in range(1_000_000):

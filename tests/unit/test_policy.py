@@ -19,7 +19,7 @@ from backfill.errors import (
     RedirectError,
     RequestTimeout,
 )
-from backfill.manifest import Record, Status
+from backfill.journal import Record, Status
 from backfill.planner import Kind
 from backfill.policy import (
     Action,

@@ -15,7 +15,9 @@ import anyio.to_thread
 import pytest
 
 from backfill.errors import BodyTooLarge, ConnectionLost, InvalidBody, StorageError
-from backfill.storage import Storage, Stored, check_zip
+from backfill.store import Stored
+from backfill.store.local import LocalStore
+from backfill.zipcheck import check_zip
 
 REL = PurePosixPath("acme-eu/Daily_campaign_summary/Daily_campaign_summary_20261121.zip")
 
@@ -53,10 +55,10 @@ def leftovers(root: Path) -> list[str]:
 @pytest.mark.anyio
 async def test_save_small_file(tmp_path: Path) -> None:
     body = make_zip()
-    storage = Storage(tmp_path / "out")
+    storage = LocalStore(tmp_path / "out")
     stored = await storage.save(REL, chunked(body), expected_length=len(body))
     final = tmp_path / "out" / REL
-    assert stored == Stored(final, len(body), hashlib.sha256(body).hexdigest())
+    assert stored == Stored(REL, len(body), hashlib.sha256(body).hexdigest())
     assert final.read_bytes() == body
     assert leftovers(tmp_path / "out") == [str(REL)]
 
@@ -64,7 +66,7 @@ async def test_save_small_file(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_save_large_file_streams_in_chunks(tmp_path: Path) -> None:
     body = make_zip(200_000, compression=zipfile.ZIP_STORED)
-    storage = Storage(tmp_path, chunk_size=16 * 1024)
+    storage = LocalStore(tmp_path, chunk_size=16 * 1024)
     stored = await storage.save(REL, chunked(body, 7000), expected_length=None)
     assert stored.bytes == len(body)
     assert stored.sha256 == hashlib.sha256(body).hexdigest()
@@ -85,7 +87,7 @@ async def test_small_file_takes_one_thread_hop(
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
     body = make_zip()
-    await Storage(tmp_path).save(REL, chunked(body, 1024), expected_length=len(body))
+    await LocalStore(tmp_path).save(REL, chunked(body, 1024), expected_length=len(body))
     assert calls == ["_commit_batch"]
 
 
@@ -112,7 +114,7 @@ async def test_concurrent_small_files_share_thread_hops_and_directory_fsyncs(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    storage = Storage(tmp_path, commit_threads=1, syncfs=False)
+    storage = LocalStore(tmp_path, commit_threads=1, syncfs=False)
     bodies = {PurePosixPath(f"ws-{i % 2}/r_{i:02d}.zip"): make_zip(1000 + i) for i in range(40)}
     stored: dict[PurePosixPath, Stored] = {}
 
@@ -141,7 +143,7 @@ async def test_a_batch_syncs_its_data_before_any_rename_and_the_names_before_ret
     """With syncfs, a batch is: all written, one syncfs, all renamed, one syncfs; no save
     returns before its batch has ended. (syncfs itself is stubbed: this is about order.)"""
     events: list[str] = []
-    storage = Storage(tmp_path, commit_threads=1)
+    storage = LocalStore(tmp_path, commit_threads=1)
     storage._syncfs = lambda fd: events.append("syncfs")
     real_batch = storage._commit_batch
 
@@ -178,7 +180,7 @@ async def test_a_batch_syncs_its_data_before_any_rename_and_the_names_before_ret
 
 @pytest.mark.anyio
 async def test_a_failed_syncfs_fails_its_batch_and_leaves_no_part(tmp_path: Path) -> None:
-    storage = Storage(tmp_path, commit_threads=1)
+    storage = LocalStore(tmp_path, commit_threads=1)
 
     def broken(fd: int) -> None:
         raise OSError(5, "Input/output error")
@@ -207,7 +209,7 @@ async def test_a_failed_syncfs_fails_its_batch_and_leaves_no_part(tmp_path: Path
 
 @pytest.mark.anyio
 async def test_a_bad_body_in_a_batch_fails_alone(tmp_path: Path) -> None:
-    storage = Storage(tmp_path, commit_threads=1)
+    storage = LocalStore(tmp_path, commit_threads=1)
     good, bad = make_zip(), flip_member_byte(make_zip())
     results: dict[str, object] = {}
 
@@ -235,7 +237,7 @@ async def test_large_inflation_is_checked_in_the_thread(tmp_path: Path) -> None:
         zf.writestr("report.csv", b"0" * (3 << 20))
     body = buf.getvalue()
     assert len(body) < 64 * 1024
-    storage = Storage(tmp_path)
+    storage = LocalStore(tmp_path)
     stored = await storage.save(REL, chunked(body), expected_length=None)
     assert stored.sha256 == hashlib.sha256(body).hexdigest()
     with pytest.raises(InvalidBody, match="corrupt zip"):
@@ -248,7 +250,7 @@ async def test_large_inflation_is_checked_in_the_thread(tmp_path: Path) -> None:
 async def test_cancelled_while_waiting_for_a_batch_leaves_no_part(tmp_path: Path) -> None:
     """Saves cancelled while another batch holds the only commit thread: nothing of
     theirs stays behind; the file in the running batch is complete."""
-    storage = Storage(tmp_path, commit_threads=1)
+    storage = LocalStore(tmp_path, commit_threads=1)
     started, release = anyio.Event(), anyio.Event()
     real = storage._commit_batch
 
@@ -281,7 +283,7 @@ async def test_save_replaces_existing_file(tmp_path: Path) -> None:
     final.parent.mkdir(parents=True)
     final.write_bytes(b"old")
     body = make_zip()
-    await Storage(tmp_path).save(REL, chunked(body), expected_length=None)
+    await LocalStore(tmp_path).save(REL, chunked(body), expected_length=None)
     assert final.read_bytes() == body
 
 
@@ -292,7 +294,7 @@ async def test_save_replaces_existing_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("chunk_size", [1 << 20, 1024])  # small-file path and streaming path
 async def test_too_large_body(tmp_path: Path, chunk_size: int) -> None:
     body = make_zip(50_000, compression=zipfile.ZIP_STORED)
-    storage = Storage(tmp_path, max_file_bytes=len(body) - 1, chunk_size=chunk_size)
+    storage = LocalStore(tmp_path, max_file_bytes=len(body) - 1, chunk_size=chunk_size)
     with pytest.raises(BodyTooLarge):
         await storage.save(REL, chunked(body), expected_length=None)
     assert leftovers(tmp_path) == []
@@ -308,7 +310,7 @@ async def test_announced_length_too_large_fails_before_reading(tmp_path: Path) -
         yield b"x"
 
     with pytest.raises(BodyTooLarge):
-        await Storage(tmp_path, max_file_bytes=100).save(REL, body(), expected_length=101)
+        await LocalStore(tmp_path, max_file_bytes=100).save(REL, body(), expected_length=101)
     assert not started
     assert leftovers(tmp_path) == []
 
@@ -317,7 +319,7 @@ async def test_announced_length_too_large_fails_before_reading(tmp_path: Path) -
 @pytest.mark.parametrize("chunk_size", [1 << 20, 1024])
 async def test_truncated_body(tmp_path: Path, chunk_size: int) -> None:
     body = make_zip()
-    storage = Storage(tmp_path, chunk_size=chunk_size)
+    storage = LocalStore(tmp_path, chunk_size=chunk_size)
     expected = rf"^truncated: got {len(body)} of {len(body) + 10} bytes$"
     with pytest.raises(InvalidBody, match=expected):
         await storage.save(REL, chunked(body), expected_length=len(body) + 10)
@@ -328,7 +330,7 @@ async def test_truncated_body(tmp_path: Path, chunk_size: int) -> None:
 async def test_body_longer_than_announced(tmp_path: Path) -> None:
     body = make_zip()
     with pytest.raises(InvalidBody, match="length mismatch"):
-        await Storage(tmp_path).save(REL, chunked(body), expected_length=len(body) - 1)
+        await LocalStore(tmp_path).save(REL, chunked(body), expected_length=len(body) - 1)
     assert leftovers(tmp_path) == []
 
 
@@ -344,7 +346,7 @@ async def test_body_longer_than_announced(tmp_path: Path) -> None:
     ids=["html", "json", "empty"],
 )
 async def test_not_a_zip(tmp_path: Path, chunk_size: int, body: bytes) -> None:
-    storage = Storage(tmp_path, chunk_size=chunk_size)
+    storage = LocalStore(tmp_path, chunk_size=chunk_size)
     with pytest.raises(InvalidBody, match=r"^not a zip$"):
         await storage.save(REL, chunked(body, 16), expected_length=len(body))
     assert leftovers(tmp_path) == []
@@ -354,7 +356,7 @@ async def test_not_a_zip(tmp_path: Path, chunk_size: int, body: bytes) -> None:
 @pytest.mark.parametrize("chunk_size", [1 << 20, 1024])
 async def test_corrupt_zip_flipped_byte(tmp_path: Path, chunk_size: int) -> None:
     body = flip_member_byte(make_zip(compression=zipfile.ZIP_STORED))
-    storage = Storage(tmp_path, chunk_size=chunk_size)
+    storage = LocalStore(tmp_path, chunk_size=chunk_size)
     with pytest.raises(InvalidBody, match=r"^corrupt zip: bad CRC in member 'report\.csv'$"):
         await storage.save(REL, chunked(body), expected_length=len(body))
     assert leftovers(tmp_path) == []
@@ -366,7 +368,7 @@ async def test_failed_save_keeps_existing_file(tmp_path: Path) -> None:
     final.parent.mkdir(parents=True)
     final.write_bytes(b"previous")
     with pytest.raises(InvalidBody):
-        await Storage(tmp_path).save(REL, chunked(b"<html>"), expected_length=None)
+        await LocalStore(tmp_path).save(REL, chunked(b"<html>"), expected_length=None)
     assert final.read_bytes() == b"previous"
     assert leftovers(tmp_path) == [str(REL)]
 
@@ -376,7 +378,7 @@ async def test_failed_save_keeps_existing_file(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_cancellation_mid_stream_leaves_no_part(tmp_path: Path) -> None:
-    storage = Storage(tmp_path, chunk_size=1024)
+    storage = LocalStore(tmp_path, chunk_size=1024)
     part = tmp_path / f"{REL}.part"
     part_written = anyio.Event()
     closed = False
@@ -412,7 +414,7 @@ async def test_iterator_errors_pass_through(tmp_path: Path) -> None:
             raise exc
 
         with pytest.raises(type(exc)) as info:
-            await Storage(tmp_path, chunk_size=1024).save(REL, failing(), expected_length=None)
+            await LocalStore(tmp_path, chunk_size=1024).save(REL, failing(), expected_length=None)
         assert info.value is exc
     assert leftovers(tmp_path) == []
 
@@ -426,7 +428,7 @@ async def test_disk_full_becomes_storage_error(tmp_path: Path, chunk_size: int) 
     os.symlink("/dev/full", f"{final}.part")  # every write to the .part fails with ENOSPC
     body = make_zip(50_000)
     with pytest.raises(StorageError) as info:
-        storage = Storage(tmp_path, chunk_size=chunk_size)
+        storage = LocalStore(tmp_path, chunk_size=chunk_size)
         await storage.save(REL, chunked(body), expected_length=None)
     assert str(info.value) == f"{final}: disk full"
     assert isinstance(info.value.__cause__, OSError)
@@ -437,7 +439,7 @@ async def test_disk_full_becomes_storage_error(tmp_path: Path, chunk_size: int) 
 async def test_unwritable_directory_becomes_storage_error(tmp_path: Path) -> None:
     (tmp_path / "acme-eu").write_bytes(b"a file where a directory should be")
     with pytest.raises(StorageError) as info:
-        await Storage(tmp_path).save(REL, chunked(make_zip()), expected_length=None)
+        await LocalStore(tmp_path).save(REL, chunked(make_zip()), expected_length=None)
     assert str(info.value) == f"{tmp_path / REL}: not a directory"
 
 
@@ -448,7 +450,7 @@ async def test_read_only_directory_becomes_storage_error(tmp_path: Path) -> None
     rel = PurePosixPath("ro/x.zip")
     try:
         with pytest.raises(StorageError) as info:
-            await Storage(tmp_path).save(rel, chunked(make_zip()), expected_length=None)
+            await LocalStore(tmp_path).save(rel, chunked(make_zip()), expected_length=None)
     finally:
         (tmp_path / "ro").chmod(0o755)
     assert str(info.value) == f"{tmp_path / rel}: permission denied"
@@ -466,7 +468,7 @@ async def test_memory_stays_flat_for_a_large_body(tmp_path: Path) -> None:
     tracemalloc.start()
     try:
         with pytest.raises(InvalidBody, match="not a zip"):  # zeros: checked after streaming
-            await Storage(tmp_path).save(REL, big(), expected_length=total)
+            await LocalStore(tmp_path).save(REL, big(), expected_length=total)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -480,7 +482,7 @@ async def test_memory_stays_flat_for_a_large_body(tmp_path: Path) -> None:
 @pytest.mark.parametrize("rel", ["../x.zip", "a/../../x.zip", "/etc/x.zip", "."])
 def test_escaping_paths_refused(tmp_path: Path, rel: str) -> None:
     with pytest.raises(StorageError, match="would leave the output directory"):
-        Storage(tmp_path / "out").target(PurePosixPath(rel))
+        LocalStore(tmp_path / "out").target(PurePosixPath(rel))
 
 
 @pytest.mark.anyio
@@ -489,12 +491,12 @@ async def test_symlink_out_of_root_refused(tmp_path: Path) -> None:
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "out" / "acme-eu").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(StorageError, match="would leave the output directory"):
-        await Storage(tmp_path / "out").save(REL, chunked(make_zip()), expected_length=None)
+        await LocalStore(tmp_path / "out").save(REL, chunked(make_zip()), expected_length=None)
     assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
 def test_target_inside_root(tmp_path: Path) -> None:
-    assert Storage(tmp_path).target(REL) == tmp_path / REL
+    assert LocalStore(tmp_path).target(REL) == tmp_path / REL
 
 
 # ---------------------------------------------------------------------------- upkeep
@@ -505,16 +507,16 @@ def test_remove_stale_parts(tmp_path: Path) -> None:
     for name in files:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
-    assert Storage(tmp_path).remove_stale_parts() == 3
+    assert LocalStore(tmp_path).remove_stale_parts() == 3
     assert leftovers(tmp_path) == ["b/keep.zip", "manifest.jsonl"]
-    assert Storage(tmp_path).remove_stale_parts() == 0
-    assert Storage(tmp_path / "absent").remove_stale_parts() == 0
+    assert LocalStore(tmp_path).remove_stale_parts() == 0
+    assert LocalStore(tmp_path / "absent").remove_stale_parts() == 0
 
 
 @pytest.mark.anyio
 async def test_verify(tmp_path: Path) -> None:
     body = make_zip()
-    storage = Storage(tmp_path)
+    storage = LocalStore(tmp_path)
     stored = await storage.save(REL, chunked(body), expected_length=None)
     final = tmp_path / REL
 
@@ -572,7 +574,7 @@ def test_check_zip(tmp_path: Path, name: str, data: bytes, problem: str | None) 
 
 
 def test_symlinked_file_out_of_root_refused(tmp_path: Path) -> None:
-    storage = Storage(tmp_path / "out")
+    storage = LocalStore(tmp_path / "out")
     storage.target(REL)  # the directory is checked (and remembered) first
     (tmp_path / "out" / REL).parent.mkdir(parents=True)
     (tmp_path / "out" / REL).symlink_to(tmp_path / "secret.zip")

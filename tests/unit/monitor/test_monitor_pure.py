@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from backfill.config import Config, parse_config
-from backfill.manifest import ManifestState, Record, Status
+from backfill.journal import ManifestState, Record, Status
 from backfill.monitor import alert, runs
 from backfill.monitor.atrisk import by_report, unfetched
 from backfill.monitor.capacity import shortfalls

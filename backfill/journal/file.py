@@ -1,0 +1,128 @@
+"""The manifest file opened for appending: whole batches, made to end cleanly first.
+
+:class:`AppendFile` is the writer's file descriptor. Before the first append it makes the
+file end cleanly: when the writer opens a file whose last line is torn, it cuts that line off before
+appending (it carries nothing loadable, and left in place it would become a corrupt
+line in the middle of the file). A complete last record that only lacks its newline
+is kept and given one.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import StorageError, os_error_reason
+from .record import parse_line
+
+
+class AppendFile:
+    """``path`` opened with O_APPEND (directories made); counts what it writes.
+
+    Blocking calls: run :meth:`open` and :meth:`write` in a worker thread. After a failed
+    write it refuses every later one (a retried partial write could glue two lines).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = -1
+        self.broken = False
+        self.writes = self.fsyncs = self.bytes = 0
+        self.tail_repaired: str | None = None
+
+    def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StorageError(
+                f"{self.path}: cannot open the manifest ({os_error_reason(exc)})"
+            ) from None
+        try:
+            self.tail_repaired = repair_tail(self.path, fd)
+        except OSError as exc:
+            os.close(fd)
+            raise StorageError(
+                f"{self.path}: cannot repair the manifest's last line ({os_error_reason(exc)})"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+
+    def write(self, data: builtins.bytes, sync: bool) -> None:
+        """Append ``data`` whole, then fsync if ``sync``; StorageError on failure."""
+        if self.broken:
+            raise self.stopped()
+        try:
+            if data:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self.fd, view) :]
+                self.writes += 1
+                self.bytes += len(data)
+            if sync:
+                os.fsync(self.fd)
+                self.fsyncs += 1
+        except OSError as exc:
+            self.broken = True
+            raise StorageError(
+                f"{self.path}: cannot write the manifest ({os_error_reason(exc)})"
+            ) from None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    def stopped(self) -> StorageError:
+        return StorageError(f"{self.path}: the manifest writer has stopped")
+
+
+def _last_line(f: Any, size: int) -> tuple[int, builtins.bytes]:
+    """(offset, text) of the last non-blank line of a binary file, text without newline."""
+    block = 64 * 1024
+    pos = size
+    buf = b""
+    while pos > 0:
+        step = min(block, pos)
+        pos -= step
+        f.seek(pos)
+        buf = f.read(step) + buf
+        body = buf.rstrip()
+        if not body:
+            continue
+        cut = body.rfind(b"\n")
+        if cut >= 0:
+            return pos + cut + 1, body[cut + 1 :]
+    body = buf.rstrip()
+    return (0, body) if body else (size, b"")
+
+
+def repair_tail(path: Path, fd: int) -> str | None:
+    """Make the file end cleanly before appending (see the module docstring); what was
+    done ("torn line removed", "newline added") or None."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return None
+    with open(path, "rb") as f:
+        f.seek(size - 1)
+        ends_with_newline = f.read(1) == b"\n"
+        start, line = _last_line(f, size)
+    if not line:
+        return None
+    try:
+        parse_line(line)
+    except ValueError:
+        os.ftruncate(fd, start)
+        os.fsync(fd)
+        return "torn line removed"
+    if ends_with_newline:
+        return None
+    os.write(fd, b"\n")
+    os.fsync(fd)
+    return "newline added"
+
+

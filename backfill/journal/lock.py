@@ -1,0 +1,86 @@
+"""The run lock: one writer per manifest, for the whole run."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from pathlib import Path
+
+from ..errors import LockedError, StorageError, os_error_reason
+
+
+def lock_path(manifest_path: Path) -> Path:
+    """``<manifest>.lock``."""
+    return manifest_path.with_name(manifest_path.name + ".lock")
+
+
+class ManifestLock:
+    """Exclusive lock on ``<manifest>.lock`` for a whole run (a sync context manager).
+
+    ``flock(LOCK_EX | LOCK_NB)``: the kernel drops it when the process dies, so a killed
+    run never leaves a stale lock. The holder's PID is written into the file so that a
+    refused run can name it: LockedError ``"<manifest> is in use by another run (pid N)"``.
+    The lock file is left in place (deleting it would let two runs lock different inodes).
+    """
+
+    def __init__(self, manifest_path: Path) -> None:
+        self.manifest_path = Path(manifest_path)
+        self.path = lock_path(self.manifest_path)
+        self._fd = -1
+
+    def acquire(self) -> None:
+        if self._fd >= 0:
+            raise RuntimeError("ManifestLock is already held")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StorageError(f"{self.path}: cannot create the lock file "
+                               f"({os_error_reason(exc)})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _read_pid(fd)
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise LockedError(
+                    f"{self.manifest_path} is in use by another run (pid {holder})"
+                ) from None
+            raise StorageError(
+                f"{self.path}: cannot lock ({os_error_reason(exc)})"
+            ) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:
+            os.close(fd)  # closing releases the lock
+            raise StorageError(f"{self.path}: cannot write the lock file "
+                               f"({os_error_reason(exc)})") from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd < 0:
+            return
+        fd, self._fd = self._fd, -1
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)  # releases the flock
+
+    def __enter__(self) -> ManifestLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def _read_pid(fd: int) -> str:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return "unknown"
+    return text if text.isdigit() else "unknown"
+
+

@@ -1,0 +1,82 @@
+"""Making local files durable: the one place that knows how (used by the local store and
+the journal).
+
+- :func:`fsync_dir` makes a directory's entries (a new name, a rename) durable.
+- :func:`replace_durably` renames a synced file over its final name and fsyncs the
+  directory: killed at any instant, the final name is the old file or the new one.
+- :func:`syncfs_function` finds ``syncfs(2)`` where it reports writeback errors
+  (Linux ≥ 5.8): one call makes a whole batch of files durable.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync the directory ``path`` (its entries become durable)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_durably(source: Path, final: Path) -> None:
+    """``os.replace(source, final)``, then fsync ``final``'s directory. ``source`` must
+    already be fsynced and in the same directory."""
+    os.replace(source, final)
+    fsync_dir(final.parent)
+
+
+def syncfs_function() -> Callable[[int], None] | None:
+    """``syncfs(fd)`` from the C library on Linux ≥ 5.8, else None.
+
+    Older kernels do not report writeback errors to syncfs, so a failed write could go
+    unnoticed: there, and where the call does not exist, files are fsynced one by one.
+    """
+    if sys.platform != "linux":
+        return None
+    try:
+        major, minor = (int(x) for x in platform.release().split(".")[:2])
+    except ValueError:
+        return None
+    if (major, minor) < (5, 8):
+        return None
+    try:
+        func = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int]
+    func.restype = ctypes.c_int
+
+    def syncfs(fd: int) -> None:
+        if func(fd) != 0:  # the GIL is released during the call (a CDLL, not a PyDLL)
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    return syncfs
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """os.write until all of ``data`` is written."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def writev_all(fd: int, chunks: list[bytes]) -> None:
+    """os.writev until all of ``chunks`` is written (no copy to gather them)."""
+    views = [memoryview(c) for c in chunks]
+    while views:
+        n = os.writev(fd, views)
+        while views and n >= len(views[0]):
+            n -= len(views.pop(0))
+        if n:
+            views[0] = views[0][n:]

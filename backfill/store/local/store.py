@@ -1,0 +1,246 @@
+"""The local-filesystem store: stream a body to ``<file>.part``, check it, fsync, rename.
+
+A file appears under its final name only once it is complete, a readable zip and
+fsynced, together with the directory entry that names it; until then it lives as
+``<final>.part``, which any failure or cancellation removes and which
+:meth:`LocalStore.sweep` removes after a crash. So "the final name exists" always means
+"the whole, verified body is on disk". A file already at the final name is replaced
+(the journal is the authority for the output directory).
+
+Small bodies (up to ``chunk_size``, 256 KiB by default) are buffered, then checked and
+hashed on the event loop (when they inflate to at most 128 KiB: microseconds for the
+usual stored body, by :mod:`backfill.zipcheck`; less than a thread hop) and made durable
+by a *group commit* (:mod:`.group`) in a single thread (``commit_threads``) contending
+for the GIL with the event loop. Larger bodies are written chunk by chunk, hashed in the
+same thread hop as each write, so memory stays at about ``write_size`` (1 MiB) per
+download whatever the file size.
+
+Errors: a body that is too large raises :class:`BodyTooLarge`; a truncated body or one
+that is not a readable zip raises :class:`InvalidBody`; the local disk failing raises
+:class:`StorageError` naming the path and the reason, nothing else. Exceptions raised by
+the chunk iterator itself pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, TypeVar, TypeVarTuple, Unpack
+
+import anyio
+import anyio.to_thread
+
+from ...errors import BodyTooLarge, InvalidBody, StorageError, os_error_reason
+from ...zipcheck import check_zip, zip_problem
+from ..base import Received, Stored
+from .dirs import DurableDirs
+from .durability import fsync_dir, syncfs_function, write_all, writev_all
+from .group import GroupCommit, Job, commit_batch
+from .part import PART_SUFFIX, LocalReceived, Part
+from .paths import Root
+from .verify import sweep_parts, verify_file
+
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
+
+DEFAULT_MAX_FILE_BYTES = 2 * 1024**3
+DEFAULT_CHUNK_SIZE = 256 * 1024
+DEFAULT_WRITE_SIZE = 1024 * 1024
+# Checked on the event loop when the members inflate to at most this: a stored 10 KiB body
+# costs ~5 µs (zipcheck's fast path), a deflated one inflating to 128 KiB ~0.5 ms.
+_CHECK_ON_LOOP_BYTES = 128 * 1024
+
+
+class LocalStore:
+    """Stores report files under ``root``; see the module docstring for the guarantees.
+
+    ``max_file_bytes`` caps a body (:class:`BodyTooLarge` beyond); ``chunk_size`` is the
+    small-file threshold; a larger body is written ``write_size`` bytes (default 1 MiB)
+    per thread hop, with one ``writev`` of the chunks as received (no copy to gather
+    them); ``commit_threads`` bounds the worker threads of the small-file group commit.
+    """
+
+    def __init__(
+        self, root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        chunk_size: int = DEFAULT_CHUNK_SIZE, write_size: int = DEFAULT_WRITE_SIZE,
+        commit_threads: int = 1, syncfs: bool = True,
+    ) -> None:
+        if max_file_bytes < 0:
+            raise ValueError("max_file_bytes must be >= 0")
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be >= 1")
+        self._root = Root(root)
+        self.root = self._root.path
+        self.max_file_bytes = max_file_bytes
+        self.chunk_size = chunk_size
+        self.write_size = max(write_size, chunk_size)
+        self._dirs = DurableDirs()
+        self._group = GroupCommit(self._commit_batch, commit_threads)
+        self._syncfs = syncfs_function() if syncfs else None
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def target(self, rel: PurePosixPath) -> Path:
+        """Absolute final path ``root/rel``; StorageError if it would leave ``root``."""
+        return self._root.target(rel)
+
+    async def save(
+        self, rel: PurePosixPath, chunks: AsyncIterable[bytes], *, expected_length: int | None
+    ) -> Stored:
+        """:meth:`receive`, then :meth:`commit`."""
+        received = await self.receive(rel, chunks, expected_length=expected_length)
+        return await self.commit(received)
+
+    async def receive(
+        self, rel: PurePosixPath, chunks: AsyncIterable[bytes], *, expected_length: int | None
+    ) -> LocalReceived:
+        """Take in the whole body, checked for length (see :class:`~backfill.store.Store`).
+
+        A small body stays in memory; a larger one is in ``<file>.part``, not yet synced.
+        On any exception or cancellation the ``.part`` file is removed and the exception
+        re-raised; the final name is untouched.
+        """
+        final = self._root.final(rel)
+        part = Part(final.with_name(final.name + PART_SUFFIX))
+        limit = self.max_file_bytes
+        if expected_length is not None and expected_length > limit:
+            raise BodyTooLarge(f"body of {expected_length} bytes exceeds the {limit}-byte limit")
+        hasher = hashlib.sha256()
+        held: list[bytes] = []  # chunks not written yet: referenced, not copied
+        held_len = total = 0
+        threshold = self.chunk_size  # then write_size, once the body turned out large
+        try:
+            async for chunk in chunks:
+                total += len(chunk)
+                if total > limit:
+                    raise BodyTooLarge(f"body exceeds the {limit}-byte limit")
+                if expected_length is not None and total > expected_length:
+                    raise InvalidBody(
+                        f"length mismatch: more than the {expected_length} bytes announced"
+                    )
+                held.append(chunk)
+                held_len += len(chunk)
+                if held_len >= threshold:
+                    data, held, held_len = held, [], 0
+                    threshold = self.write_size
+                    await self._in_thread(final, self._write_chunks, part, hasher, data)
+            if expected_length is not None and total != expected_length:
+                raise InvalidBody(f"truncated: got {total} of {expected_length} bytes")
+            buf = held[0] if len(held) == 1 else b"".join(held)
+        except BaseException:
+            part.discard()
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                # the iterator's own cleanup failing must not mask the error being raised
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await aclose()
+            raise
+        return LocalReceived(PurePosixPath(rel), final, part, hasher, buf, total)
+
+    async def commit(self, received: Received) -> Stored:
+        """Check the zip, fsync, rename, fsync the directory (see the module docstring).
+
+        On any exception or cancellation the ``.part`` file is removed (the final name is
+        left untouched) and the exception re-raised.
+        """
+        if not isinstance(received, LocalReceived):
+            raise TypeError("LocalStore.commit() takes what LocalStore.receive() returned")
+        r = received
+        try:
+            if r.part.fd >= 0:
+                return await self._in_thread(r.final, self._finish, r)
+            # The whole body is in memory: check it here if that is quick, then join a batch.
+            problem = zip_problem(r.tail, _CHECK_ON_LOOP_BYTES)
+            if problem:
+                raise InvalidBody(str(problem))
+            job = Job(r, None if problem is False else hashlib.sha256(r.tail).hexdigest())
+            await self._group.run(job)
+        except BaseException:
+            r.discard()
+            raise
+        if job.error is not None:
+            r.discard()
+            if isinstance(job.error, OSError):
+                raise StorageError(f"{r.final}: {os_error_reason(job.error)}") from job.error
+            raise job.error
+        assert job.sha256 is not None
+        return Stored(r.rel, r.total, job.sha256)
+
+    async def verify(self, rel: PurePosixPath, *, sha256: str, size: int) -> str | None:
+        """None if ``root/rel`` has ``size`` bytes and this sha256, else the reason (see
+        :class:`~backfill.store.Store`). Hashes in a worker thread, fixed-size buffer."""
+        path = self.target(rel)
+        return await anyio.to_thread.run_sync(verify_file, path, sha256.lower(), size)
+
+    @contextlib.asynccontextmanager
+    async def open_read(self, rel: PurePosixPath) -> AsyncIterator[BinaryIO]:
+        path = self.target(rel)
+        try:
+            f = await anyio.to_thread.run_sync(lambda: open(path, "rb"))  # noqa: SIM115
+        except OSError as exc:
+            raise StorageError(f"{path}: {os_error_reason(exc)}") from None
+        try:
+            yield f
+        finally:
+            f.close()
+
+    async def sweep(self) -> int:
+        """Delete every ``*.part`` file under ``root`` (left by a crash); return how many."""
+        return await anyio.to_thread.run_sync(self.remove_stale_parts)
+
+    def remove_stale_parts(self) -> int:
+        """:meth:`sweep`, blocking. Call it only while holding the manifest lock: a
+        concurrent run's downloads in flight are ``.part`` files too."""
+        return sweep_parts(self.root, PART_SUFFIX)
+
+    async def close(self) -> None:
+        """Nothing to release: every thread call has ended when its caller returned."""
+
+    # ------------------------------------------------------------------ in worker threads
+
+    def _commit_batch(self, jobs: list[Job]) -> None:
+        commit_batch(jobs, open_part=self._open_part, check_link=self._root.check_link,
+                     syncfs=self._syncfs)
+
+    async def _in_thread(
+        self, final: Path, func: Callable[[Unpack[_Ts]], _T], *args: *_Ts
+    ) -> _T:
+        """Run ``func(*args)`` in a worker thread; OSError becomes StorageError(final, reason)."""
+        try:
+            return await anyio.to_thread.run_sync(func, *args)
+        except OSError as exc:
+            raise StorageError(f"{final}: {os_error_reason(exc)}") from exc
+
+    def _open_part(self, part: Part) -> None:
+        self._dirs.ensure(part.path.parent)
+        part.fd = os.open(
+            part.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
+        )
+
+    def _write_chunks(self, part: Part, hasher: hashlib._Hash, data: list[bytes]) -> None:
+        if part.fd < 0:
+            self._open_part(part)
+        if len(data) > 64:  # many tiny chunks (a drip): one buffer, within IOV_MAX
+            data = [b"".join(data)]
+        for chunk in data:
+            hasher.update(chunk)
+        writev_all(part.fd, data)
+
+    def _finish(self, r: LocalReceived) -> Stored:
+        part = r.part
+        r.hasher.update(r.tail)
+        write_all(part.fd, r.tail)
+        problem = check_zip(part.path)
+        if problem is not None:
+            raise InvalidBody(problem)
+        os.fsync(part.fd)
+        part.close()
+        self._root.check_link(r.rel, r.final)
+        os.replace(part.path, r.final)
+        fsync_dir(r.final.parent)
+        return Stored(r.rel, r.total, r.hasher.hexdigest())
