@@ -16,6 +16,13 @@
     certificate not trusted, proxy refused  failed with the message (host, what to set)
     other statuses                          failed "http <status>"
 
+Every decision also carries a :class:`Signal` for the engine's guards: 429 is
+SLOW_DOWN; 401/403 UNAUTHORIZED; 408/425/5xx and transport errors DOWN; everything else
+(a definite answer, a bad body) ANSWERED.
+
+:func:`outstanding` applies the re-run rules (:func:`rerun`) to a plan: the plan minus
+what the journal says is done.
+
 Backoff for attempt n (1-based): ``uniform(0, min(backoff_max_s, backoff_base_s * 2**(n-1)))``,
 and never less than the server's Retry-After (capped at ``retry_after_max_s``).
 """
@@ -48,7 +55,18 @@ RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 class Action(enum.Enum):
     RECORD = "record"  # final for this run: write the record
-    RETRY = "retry"
+    RETRY = "retry"  # after delay_s; the attempt counts toward max_attempts
+    WAIT_FOR_HOST = "wait for host"  # the host is paused (engine guards): the attempt
+    #                                  does not count; wait in the breaker's admission
+
+
+class Signal(enum.Enum):
+    """What one attempt says beyond this file (read by the engine's host and auth guards)."""
+
+    ANSWERED = "answered"  # a definite answer (or a bad body): the host works
+    DOWN = "down"  # no usable response, or 408/425/5xx: counts toward the host's breaker
+    SLOW_DOWN = "slow down"  # 429: the workspace should slow down; never opens the breaker
+    UNAUTHORIZED = "unauthorized"  # 401/403: counts toward stopping the workspace
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +85,7 @@ class Decision:
     status: Status | None = None  # for RECORD
     reason: str | None = None  # short, stable, secret-free; grouped in summaries
     delay_s: float = 0.0  # for RETRY
-    transient: bool = False  # counts toward the host's circuit breaker
-    throttled: bool = False  # 429: the workspace should slow down
-    auth: bool = False  # 401/403: counts toward stopping the workspace
-    paused: bool = False  # the host is paused: wait for it; this attempt does not count
+    signal: Signal = Signal.ANSWERED
 
 
 def backoff(attempt: int, settings: RetrySettings, rng: random.Random) -> float:
@@ -101,16 +116,14 @@ def parse_retry_after(value: str | None, now: datetime, cap: float) -> float | N
 
 def _retry_or_fail(
     reason: str, attempt: int, settings: RetrySettings, rng: random.Random,
-    *, min_delay: float | None = None, throttled: bool = False, transient: bool = True,
-    http_status: int | None = None,
+    *, min_delay: float | None = None, signal: Signal = Signal.DOWN,
 ) -> Decision:
     if attempt >= settings.max_attempts:
-        return Decision(Action.RECORD, Status.FAILED, reason, transient=transient,
-                        throttled=throttled)
+        return Decision(Action.RECORD, Status.FAILED, reason, signal=signal)
     delay = backoff(attempt, settings, rng)
     if min_delay is not None:
         delay = max(delay, min_delay)
-    return Decision(Action.RETRY, None, reason, delay, transient=transient, throttled=throttled)
+    return Decision(Action.RETRY, None, reason, delay, signal=signal)
 
 
 def decide_reply(
@@ -123,14 +136,14 @@ def decide_reply(
         status = Status.EXPIRED if age >= 7 else Status.PENDING if age <= 0 else Status.MISSING
         return Decision(Action.RECORD, status, reply.message or "bad request")
     if s in (401, 403):
-        return Decision(Action.RECORD, Status.FAILED, "auth", auth=True)
+        return Decision(Action.RECORD, Status.FAILED, "auth", signal=Signal.UNAUTHORIZED)
     if s == 404:
         return Decision(Action.RECORD, Status.MISSING, "not found")
     if s in RETRYABLE_STATUS:
         wait = parse_retry_after(reply.retry_after, now, settings.retry_after_max_s)
         # 429 is the server saying "slow down", not "I am down": it must not open the breaker.
         return _retry_or_fail(f"http {s}", attempt, settings, rng, min_delay=wait,
-                              throttled=s == 429, transient=s != 429)
+                              signal=Signal.SLOW_DOWN if s == 429 else Signal.DOWN)
     return Decision(Action.RECORD, Status.FAILED, f"http {s}")
 
 
@@ -147,7 +160,7 @@ def decide_error(
         return Decision(Action.RECORD, Status.FAILED, str(error))
     if isinstance(error, BodyError):
         # A bad body says nothing about the host being down.
-        return _retry_or_fail(error.kind, attempt, settings, rng, transient=False)
+        return _retry_or_fail(error.kind, attempt, settings, rng, signal=Signal.ANSWERED)
     if isinstance(error, TransportError):
         return _retry_or_fail(error.kind, attempt, settings, rng)
     return Decision(Action.RECORD, Status.FAILED, error.kind)

@@ -213,7 +213,8 @@ async def test_worker_pool_grows_only_as_far_as_the_slots_let_it(tmp_path: Path)
     # A worker joins only when none is queued: at most the 4 requests in flight, the 4
     # bodies waiting for their commit (commit slots = concurrency), one queued and one
     # just spawned — far below the 32 a fixed pool would start.
-    pools = {name: rt.workers for name, rt in engine._runtime.items()}
+    assert engine.last_run is not None
+    pools = {name: rt.pool.workers for name, rt in engine.last_run.workspaces.items() if rt.pool}
     assert all(n <= 2 * 4 + 2 for n in pools.values()), pools
 
 

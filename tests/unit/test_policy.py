@@ -24,6 +24,7 @@ from backfill.planner import Kind
 from backfill.policy import (
     Action,
     HttpReply,
+    Signal,
     backoff,
     decide_error,
     decide_reply,
@@ -52,7 +53,8 @@ def test_400_is_classified_by_age(age: int, status: Status) -> None:
 @pytest.mark.parametrize("code", [401, 403])
 def test_auth_fails_without_retry(code: int) -> None:
     d = decide_reply(reply(code), 2, 1, S, NOW, random.Random(0))
-    assert (d.action, d.status, d.reason, d.auth) == (Action.RECORD, Status.FAILED, "auth", True)
+    assert (d.action, d.status, d.reason, d.signal) == (Action.RECORD, Status.FAILED, "auth",
+                                                        Signal.UNAUTHORIZED)
 
 
 def test_404_is_missing() -> None:
@@ -70,8 +72,8 @@ def test_transient_statuses_retry_then_fail(code: int) -> None:
     last = decide_reply(reply(code), 2, S.max_attempts, S, NOW, rng)
     assert (last.action, last.status, last.reason) == (Action.RECORD, Status.FAILED,
                                                        f"http {code}")
-    assert last.throttled is (code == 429)
-    assert last.transient is (code != 429)  # throttling never opens the breaker
+    # throttling never opens the breaker
+    assert last.signal is (Signal.SLOW_DOWN if code == 429 else Signal.DOWN)
 
 
 @pytest.mark.parametrize("code", [402, 405, 410, 418, 451])
@@ -99,14 +101,14 @@ def test_retry_after_http_date() -> None:
 @pytest.mark.parametrize("error", [ConnectError("x"), ConnectionLost("x"), RequestTimeout("x")])
 def test_transport_errors_retry_and_count_for_the_breaker(error: Exception) -> None:
     d = decide_error(error, 1, S, random.Random(0))  # type: ignore[arg-type]
-    assert d.action is Action.RETRY and d.transient
+    assert d.action is Action.RETRY and d.signal is Signal.DOWN
     last = decide_error(error, S.max_attempts, S, random.Random(0))  # type: ignore[arg-type]
     assert last.status is Status.FAILED and last.reason == error.kind  # type: ignore[attr-defined]
 
 
 def test_invalid_body_retries_then_fails_as_invalid_body() -> None:
     d = decide_error(InvalidBody("not a zip"), 1, S, random.Random(0))
-    assert d.action is Action.RETRY and not d.transient
+    assert d.action is Action.RETRY and d.signal is Signal.ANSWERED
     last = decide_error(InvalidBody("not a zip"), S.max_attempts, S, random.Random(0))
     assert (last.status, last.reason) == (Status.FAILED, "invalid body")
 
