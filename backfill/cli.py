@@ -14,7 +14,7 @@ import re
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -26,10 +26,11 @@ from .config import Config, DateSpec, load_config
 from .errors import BackfillError, ConfigError, first_error
 from .monitor import commands as monitor
 from .monitor.commands import add_check_args, add_metrics_arg, add_plan_args, plan_warnings
-from .planner import WorkspacePlan, summarize, todays, windows
+from .planner import WorkspacePlan, summarize
+from .settings import Options, check_range, check_workspaces, resolve_run
 
 if TYPE_CHECKING:  # the engine stack is imported lazily: `plan` stays fast and light
-    from .engine import Backfill, Options
+    from .engine import Backfill
     from .summary import Summary
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 75, 130
@@ -143,31 +144,6 @@ def _add_range_args(p: argparse.ArgumentParser) -> None:
                    help="only this workspace (repeatable)")
 
 
-def resolve_today(config: Config, pinned: date | None) -> dict[str, date]:
-    """Per-workspace today: pinned for all, or the current date in each workspace's zone."""
-    if pinned is not None:
-        return {ws.name: pinned for ws in config.workspaces}
-    return todays(config.workspaces, datetime.now(UTC))
-
-
-def check_range(config: Config, start: DateSpec | None, end: DateSpec | None) -> None:
-    """A --start/--end override must not put start after end (when that is known now)."""
-    s, e = start or config.run.start, end or config.run.end
-    if (s.absolute is not None and e.absolute is not None and s.absolute > e.absolute) or (
-        s.absolute is None and e.absolute is None and s.offset_days > e.offset_days
-    ):
-        raise ConfigError(f"usage: {'--start' if start else '[run] start'} {s} is after "
-                          f"{'--end' if end else '[run] end'} {e}")
-
-
-def check_workspaces(config: Config, names: Sequence[str]) -> None:
-    known = {ws.name for ws in config.workspaces}
-    for name in names:
-        if name not in known:
-            raise ConfigError(f"--workspace: no workspace named {name!r} in {config.path} "
-                              f"(known: {', '.join(sorted(known))})")
-
-
 def plan_document(plans: Sequence[WorkspacePlan]) -> dict[str, Any]:
     """The stable JSON document of ``backfill plan --json`` (README: 'Plan JSON')."""
     keys = ("dates", "fetch", "boundary", "expired", "future", "today", "dropped")
@@ -197,8 +173,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     config = load_config(args.config, secrets=False)  # planning sends nothing
     check_workspaces(config, args.workspace)
     check_range(config, args.start, args.end)
-    wins = windows(config, resolve_today(config, args.today), start=args.start, end=args.end,
-                   only=args.workspace)
+    settings = resolve_run(config, Options(today=args.today, start=args.start, end=args.end,
+                                           workspaces=args.workspace), datetime.now(UTC))
+    wins = list(settings.windows)
     doc = plan_document(summarize(wins))
     doc["capacity"] = plan_warnings(config, wins, args.today, args.latency)
     if args.json:
@@ -211,8 +188,6 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace) -> Options:
-    from .engine import Options
-
     return Options(
         today=args.today, start=args.start, end=args.end, workspaces=args.workspace,
         output_dir=args.output_dir, manifest=args.manifest, concurrency=args.concurrency,
@@ -295,7 +270,7 @@ def _status_source(target: str) -> tuple[Config | None, Path]:
     if path.suffix == ".toml":
         config = load_config(path, secrets=False)
         run = config.run
-        return config, run.manifest or run.output_dir / "manifest.jsonl"
+        return config, run.manifest_path
     if not path.exists():
         raise ConfigError(f"{path}: no such manifest or config file")
     return None, path

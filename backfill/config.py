@@ -17,10 +17,10 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 import pendulum
@@ -41,6 +41,9 @@ from .proxy import ProxyTable
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 GIB = 1024**3
+MANIFEST_NAME = "manifest.jsonl"  # the manifest's default name, inside output_dir
+ScheduleKind = Literal["daily", "weekly", "monthly"]
+RedirectRule = Literal["refuse", "strip"]
 
 
 class Secret:
@@ -106,7 +109,7 @@ class DateSpec:
 class Schedule:
     """When a report is generated: ``daily``, ``weekly:<mon..sun>`` or ``monthly:<1..28>``."""
 
-    kind: str = "daily"
+    kind: ScheduleKind = "daily"
     value: int = 0  # weekday 0=Monday for weekly; day of month for monthly
 
     @classmethod
@@ -171,13 +174,18 @@ class RunSettings:
     max_outage_s: float = 1800.0
     metrics_file: Path | None = None  # Prometheus textfile written at the end of a run
 
+    @property
+    def manifest_path(self) -> Path:
+        """``manifest``, or ``<output_dir>/manifest.jsonl`` when not set."""
+        return self.manifest if self.manifest is not None else self.output_dir / MANIFEST_NAME
+
 
 @dataclass(frozen=True, slots=True)
 class HttpSettings:
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0  # idle time between two chunks
     file_timeout_s: float = 900.0  # whole request, headers to last byte
-    cross_origin_redirects: str = "refuse"  # or "strip": follow without credentials
+    cross_origin_redirects: RedirectRule = "refuse"  # or "strip": follow without credentials
     max_redirects: int = 5
     proxy: str | None = None  # None: from the environment (proxy.py); "": never a proxy
     ca_bundle: Path | None = None  # PEM file of CAs to trust instead of the system's
@@ -212,23 +220,15 @@ class Config:
 
 # ---------------------------------------------------------------------------- loading
 
-_RUN_KEYS = {
-    "start", "end", "output_dir", "manifest", "concurrency", "per_host", "layout",
-    "max_file_bytes", "max_outage_s", "metrics_file",
-}
-_HTTP_KEYS = {
-    "connect_timeout_s", "read_timeout_s", "file_timeout_s", "cross_origin_redirects",
-    "max_redirects", "proxy", "ca_bundle",
-}
-_RETRY_KEYS = {
-    "max_attempts", "backoff_base_s", "backoff_max_s", "retry_after_max_s",
-    "breaker_threshold", "probe_interval_s", "probe_interval_max_s",
-}
-_WS_SHARED_KEYS = {
-    "data_center", "api_key", "secret_key", "timezone", "concurrency", "rate", "reports",
-    "base_url",
-}
-_WS_KEYS = _WS_SHARED_KEYS | {"name", "app_id"}
+# The keys of each table and their defaults are the settings classes' own fields.
+_RUN, _HTTP, _RETRY = RunSettings(), HttpSettings(), RetrySettings()
+_RUN_KEYS = {f.name for f in fields(RunSettings)}
+_HTTP_KEYS = {f.name for f in fields(HttpSettings)}
+_RETRY_KEYS = {f.name for f in fields(RetrySettings)}
+_WS_KEYS = {f.name for f in fields(Workspace)}
+_WS_SHARED_KEYS = _WS_KEYS - {"name", "app_id"}  # also allowed in [defaults]
+_WS_CONCURRENCY = cast(int, next(f.default for f in fields(Workspace)
+                                  if f.name == "concurrency"))
 _TOP_KEYS = {"run", "http", "retry", "defaults", "workspace", "notify"}
 _ENV = re.compile(r"\$\{([^}]*)\}")
 _NAME_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -443,99 +443,122 @@ def _reports(p: _Problems, where: str, value: Any) -> tuple[Report, ...]:
     return tuple(out)
 
 
+class _WorkspaceReader:
+    """Reads one ``[[workspace]]`` table merged over ``[defaults]``; problems go to ``p``."""
+
+    def __init__(self, p: _Problems, index: int, raw: dict[str, Any],
+                 defaults: Mapping[str, Any], env: Mapping[str, str] | None) -> None:
+        self.p, self.raw, self.defaults, self.env = p, raw, defaults, env
+        label = raw.get("name") or raw.get("app_id")
+        self.where = f"[[workspace]] #{index + 1}" + (
+            f" ({_show(label)})" if isinstance(label, str) else "")
+        self.merged: dict[str, Any] = {**defaults, **raw}
+
+    def at(self, key: str) -> str:
+        """Where a value came from: an inherited value's problem belongs to [defaults]."""
+        return "[defaults]" if key not in self.raw and key in self.defaults else self.where
+
+    def read(self) -> Workspace:
+        p = self.p
+        _unknown_keys(p, self.where, self.raw, _WS_KEYS)
+        # in this order, so that problems are listed in the order of the table's keys
+        app_id, name = self.identity()
+        data_center = self.data_center()
+        api_key = self.secret("api_key")
+        if api_key is None:
+            p.add(self.where, "api_key",
+                  "is required (use \"${ENV_VAR}\" to keep it out of the file)")
+            api_key = ""
+        secret_key = self.secret("secret_key")
+        timezone = self.timezone()
+        concurrency = _int(p, self.at("concurrency"), self.merged, "concurrency",
+                           _WS_CONCURRENCY)
+        rate, base_url = self.rate(), self.base_url()
+        reports = _reports(p, self.at("reports"), self.merged.get("reports", []))
+        return Workspace(
+            name=name, app_id=app_id, data_center=data_center, api_key=Secret(api_key),
+            secret_key=Secret(secret_key if secret_key is not None else api_key),
+            timezone=timezone, reports=reports, concurrency=concurrency, rate=rate,
+            base_url=base_url,
+        )
+
+    def identity(self) -> tuple[str, str]:
+        p, where, merged = self.p, self.where, self.merged
+        app_id = merged.get("app_id")
+        if not isinstance(app_id, str) or not app_id.strip():
+            p.add(where, "app_id", "is required (the workspace ID from Settings → Account → APIs)")
+            app_id = ""
+        elif _NAME_BAD.search(app_id):
+            p.add(where, "app_id", "contains '/', '\\' or control characters")
+        name = merged.get("name", app_id)
+        if not isinstance(name, str) or not name.strip():
+            p.add(where, "name", "must be a non-empty string")
+            name = app_id
+        elif _NAME_BAD.search(name) or name in (".", "..") or len(name.encode()) > 100:
+            p.add(where, "name", f"{name!r} is not usable as a label "
+                  "(no '/', '\\', control characters, '..'; at most 100 bytes)")
+        return app_id, name if isinstance(name, str) else str(name)
+
+    def data_center(self) -> str:
+        dc_raw = self.merged.get("data_center", "01")
+        dc = (f"{dc_raw:02d}" if isinstance(dc_raw, int) and not isinstance(dc_raw, bool)
+              else dc_raw)
+        if dc not in DATA_CENTERS:
+            self.p.add(self.at("data_center"), "data_center", f"unknown data center {dc_raw!r} "
+                       f"(known: {', '.join(DATA_CENTERS)})")
+        return str(dc)
+
+    def secret(self, key: str) -> str | None:
+        v = self.merged.get(key)
+        if v is None:
+            return None
+        if not isinstance(v, str):
+            self.p.add(self.at(key), key, "must be a string")
+            return None
+        return _interpolate(self.p, self.at(key), key, v, self.env)
+
+    def timezone(self) -> str:
+        tz = _str(self.p, self.at("timezone"), self.merged, "timezone", "UTC")
+        try:
+            pendulum.timezone(tz)
+        except (ValueError, OSError):  # InvalidTimezone; "Europe" is a directory of tzdata
+            self.p.add(self.at("timezone"), "timezone",
+                       f"unknown time zone {tz!r} (an IANA name like 'Europe/Berlin')")
+            tz = "UTC"
+        return tz
+
+    def rate(self) -> float | None:
+        if "rate" not in self.merged:
+            return None
+        rate = _float(self.p, self.at("rate"), self.merged, "rate", 1.0)  # 1.0: reported
+        if rate <= 0:
+            self.p.add(self.at("rate"), "rate", "must be a positive number of requests per second")
+            return None
+        return rate
+
+    def base_url(self) -> str | None:
+        base = self.merged.get("base_url")
+        if base is None:
+            return None
+        at = self.at("base_url")
+        if not isinstance(base, str) or not re.match(r"https?://[^/\s]+", base):
+            self.p.add(at, "base_url", f"must be an http(s) URL, got {base!r}")
+            return None
+        value = _interpolate(self.p, at, "base_url", base, self.env)
+        problem = _url_problem(value) if self.env is not None or "${" not in base else None
+        if problem:
+            self.p.add(at, "base_url", f"{problem}, got {base!r}")
+            return None
+        return value
+
+
 def _workspace(
     p: _Problems, index: int, raw: Any, defaults: Mapping[str, Any], env: Mapping[str, str] | None
 ) -> Workspace | None:
     if not isinstance(raw, dict):
         p.add(f"[[workspace]] #{index + 1}", None, "must be a table")
         return None
-    label = raw.get("name") or raw.get("app_id")
-    where = f"[[workspace]] #{index + 1}" + (f" ({_show(label)})" if isinstance(label, str)
-                                             else "")
-    _unknown_keys(p, where, raw, _WS_KEYS)
-    merged: dict[str, Any] = {**defaults, **raw}
-
-    def at(key: str) -> str:
-        """Where a value came from: an inherited value's problem belongs to [defaults]."""
-        return "[defaults]" if key not in raw and key in defaults else where
-
-    app_id = merged.get("app_id")
-    if not isinstance(app_id, str) or not app_id.strip():
-        p.add(where, "app_id", "is required (the workspace ID from Settings → Account → APIs)")
-        app_id = ""
-    elif _NAME_BAD.search(app_id):
-        p.add(where, "app_id", "contains '/', '\\' or control characters")
-    name = merged.get("name", app_id)
-    if not isinstance(name, str) or not name.strip():
-        p.add(where, "name", "must be a non-empty string")
-        name = app_id
-    elif _NAME_BAD.search(name) or name in (".", "..") or len(name.encode()) > 100:
-        p.add(where, "name", f"{name!r} is not usable as a label "
-              "(no '/', '\\', control characters, '..'; at most 100 bytes)")
-
-    dc_raw = merged.get("data_center", "01")
-    dc = f"{dc_raw:02d}" if isinstance(dc_raw, int) and not isinstance(dc_raw, bool) else dc_raw
-    if dc not in DATA_CENTERS:
-        p.add(at("data_center"), "data_center", f"unknown data center {dc_raw!r} "
-              f"(known: {', '.join(DATA_CENTERS)})")
-
-    def secret(key: str) -> str | None:
-        v = merged.get(key)
-        if v is None:
-            return None
-        if not isinstance(v, str):
-            p.add(at(key), key, "must be a string")
-            return None
-        return _interpolate(p, at(key), key, v, env)
-
-    api_key = secret("api_key")
-    if api_key is None:
-        p.add(where, "api_key", "is required (use \"${ENV_VAR}\" to keep it out of the file)")
-        api_key = ""
-    secret_key = secret("secret_key")
-
-    tz = _str(p, at("timezone"), merged, "timezone", "UTC")
-    try:
-        pendulum.timezone(tz)
-    except (ValueError, OSError):  # InvalidTimezone; "Europe" is a directory of tzdata
-        p.add(at("timezone"), "timezone",
-              f"unknown time zone {tz!r} (an IANA name like 'Europe/Berlin')")
-        tz = "UTC"
-
-    concurrency = _int(p, at("concurrency"), merged, "concurrency", 4)
-    rate: float | None = None
-    if "rate" in merged:
-        rate = _float(p, at("rate"), merged, "rate", 1.0)  # 1.0: invalid, already reported
-        if rate <= 0:
-            p.add(at("rate"), "rate", "must be a positive number of requests per second")
-            rate = None
-
-    base = merged.get("base_url")
-    if base is not None:
-        if not isinstance(base, str) or not re.match(r"https?://[^/\s]+", base):
-            p.add(at("base_url"), "base_url", f"must be an http(s) URL, got {base!r}")
-            base = None
-        else:
-            raw_base = base
-            base = _interpolate(p, at("base_url"), "base_url", base, env)
-            problem = _url_problem(base) if env is not None or "${" not in raw_base else None
-            if problem:
-                p.add(at("base_url"), "base_url", f"{problem}, got {raw_base!r}")
-                base = None
-
-    reports = _reports(p, at("reports"), merged.get("reports", []))
-    return Workspace(
-        name=name if isinstance(name, str) else str(name),
-        app_id=app_id,
-        data_center=str(dc),
-        api_key=Secret(api_key),
-        secret_key=Secret(secret_key if secret_key is not None else api_key),
-        timezone=tz,
-        reports=reports,
-        concurrency=concurrency,
-        rate=rate,
-        base_url=base,
-    )
+    return _WorkspaceReader(p, index, raw, defaults, env).read()
 
 
 def parse_config(
@@ -549,68 +572,101 @@ def parse_config(
     """
     env = (os.environ if env is None else env) if secrets else None
     p = _Problems(path)
-    base = path.resolve().parent
     _unknown_keys(p, "(top level)", raw, _TOP_KEYS)
+    base = path.resolve().parent
+    run, layout_ok = _run_settings(p, _table(p, raw, "run"), base)
+    http = _http_settings(p, _table(p, raw, "http"), base)
+    retry = _retry_settings(p, _table(p, raw, "retry"))
+    workspaces = _workspaces(p, raw, env)
+    if layout_ok and len(workspaces) > 1 and not {"workspace", "app_id"} & set(
+            layout_fields(run.layout)):
+        p.add("[run]", "layout", f"{run.layout!r}: must contain {{workspace}} or {{app_id}} "
+              "when several workspaces are configured, so their files stay apart")
+    if not p.lines:
+        _one_path_per_file(p, run.layout, workspaces)
+    notify_t = _table(p, raw, "notify")
+    _unknown_keys(p, "[notify]", notify_t, set(NOTIFY_KEYS))
+    notify = parse_notify(p, notify_t, None if env is None else
+                          lambda key, value: _interpolate(p, "[notify]", key, value, env))
+    if p.lines:
+        raise ConfigError(p.lines)
+    return Config(path=path, run=run, http=http, retry=retry, workspaces=tuple(workspaces),
+                  notify=notify)
 
-    run_t = _table(p, raw, "run")
-    _unknown_keys(p, "[run]", run_t, _RUN_KEYS)
-    output_dir = _path(base, _str(p, "[run]", run_t, "output_dir", "reports"))
-    manifest = (
-        _path(base, _str(p, "[run]", run_t, "manifest", "")) if "manifest" in run_t else None
-    )
+
+def _run_settings(p: _Problems, t: Mapping[str, Any], base: Path) -> tuple[RunSettings, bool]:
+    """[run], and whether its layout is valid."""
+    _unknown_keys(p, "[run]", t, _RUN_KEYS)
+    output_dir = _path(base, _str(p, "[run]", t, "output_dir", str(_RUN.output_dir)))
+    manifest = _path(base, _str(p, "[run]", t, "manifest", "")) if "manifest" in t else None
     if manifest is not None and manifest.name.endswith(TEMP_SUFFIX):
         p.add("[run]", "manifest", f"must not end in '{TEMP_SUFFIX}' (partial downloads do; "
               "a run deletes them)")
-    layout = _str(p, "[run]", run_t, "layout", DEFAULT_LAYOUT)
+    layout = _str(p, "[run]", t, "layout", _RUN.layout)
     problem = check_layout(layout)
     if problem:
         p.add("[run]", "layout", f"{layout!r}: {problem}")
     run = RunSettings(
-        start=_date(p, "[run]", run_t, "start", RunSettings().start),
-        end=_date(p, "[run]", run_t, "end", RunSettings().end),
+        start=_date(p, "[run]", t, "start", _RUN.start),
+        end=_date(p, "[run]", t, "end", _RUN.end),
         output_dir=output_dir,
         manifest=manifest,
-        concurrency=_int(p, "[run]", run_t, "concurrency", 32),
-        per_host=_int(p, "[run]", run_t, "per_host", 0, minimum=0),
+        concurrency=_int(p, "[run]", t, "concurrency", _RUN.concurrency),
+        per_host=_int(p, "[run]", t, "per_host", _RUN.per_host, minimum=0),
         layout=layout,
-        max_file_bytes=_int(p, "[run]", run_t, "max_file_bytes", 2 * GIB),
-        max_outage_s=_float(p, "[run]", run_t, "max_outage_s", 1800.0),
-        metrics_file=(_path(base, _str(p, "[run]", run_t, "metrics_file", ""))
-                      if "metrics_file" in run_t else None),
+        max_file_bytes=_int(p, "[run]", t, "max_file_bytes", _RUN.max_file_bytes),
+        max_outage_s=_float(p, "[run]", t, "max_outage_s", _RUN.max_outage_s),
+        metrics_file=(_path(base, _str(p, "[run]", t, "metrics_file", ""))
+                      if "metrics_file" in t else None),
     )
-    if (run.start.absolute and run.end.absolute and run.start.absolute > run.end.absolute) or (
-        run.start.absolute is None and run.end.absolute is None
-        and run.start.offset_days > run.end.offset_days
-    ):
+    if start_after_end(run.start, run.end):
         p.add("[run]", "start", f"start {run.start} is after end {run.end}")
+    return run, problem is None
 
-    http_t = _table(p, raw, "http")
-    _unknown_keys(p, "[http]", http_t, _HTTP_KEYS)
-    cross = _str(p, "[http]", http_t, "cross_origin_redirects", "refuse")
+
+def start_after_end(start: DateSpec, end: DateSpec) -> bool:
+    """True when ``start`` is after ``end`` whatever 'today' is (both absolute, or both
+    offsets); a mix can only be judged once 'today' is known."""
+    if start.absolute is not None and end.absolute is not None:
+        return start.absolute > end.absolute
+    return start.absolute is None and end.absolute is None and start.offset_days > end.offset_days
+
+
+def _http_settings(p: _Problems, t: Mapping[str, Any], base: Path) -> HttpSettings:
+    _unknown_keys(p, "[http]", t, _HTTP_KEYS)
+    cross = _str(p, "[http]", t, "cross_origin_redirects", _HTTP.cross_origin_redirects)
     if cross not in ("refuse", "strip"):
         p.add("[http]", "cross_origin_redirects", f"must be 'refuse' or 'strip', got {cross!r}")
-    http = HttpSettings(
-        connect_timeout_s=_float(p, "[http]", http_t, "connect_timeout_s", 10.0, 0.001),
-        read_timeout_s=_float(p, "[http]", http_t, "read_timeout_s", 60.0, 0.001),
-        file_timeout_s=_float(p, "[http]", http_t, "file_timeout_s", 900.0, 0.001),
-        cross_origin_redirects=cross,
-        max_redirects=_int(p, "[http]", http_t, "max_redirects", 5, minimum=0),
-        proxy=_proxy(p, http_t),
-        ca_bundle=_ca_bundle(p, base, http_t),
+        cross = _HTTP.cross_origin_redirects
+    return HttpSettings(
+        connect_timeout_s=_float(p, "[http]", t, "connect_timeout_s", _HTTP.connect_timeout_s,
+                                 0.001),
+        read_timeout_s=_float(p, "[http]", t, "read_timeout_s", _HTTP.read_timeout_s, 0.001),
+        file_timeout_s=_float(p, "[http]", t, "file_timeout_s", _HTTP.file_timeout_s, 0.001),
+        cross_origin_redirects=cast(RedirectRule, cross),
+        max_redirects=_int(p, "[http]", t, "max_redirects", _HTTP.max_redirects, minimum=0),
+        proxy=_proxy(p, t),
+        ca_bundle=_ca_bundle(p, base, t),
     )
 
-    retry_t = _table(p, raw, "retry")
-    _unknown_keys(p, "[retry]", retry_t, _RETRY_KEYS)
-    retry = RetrySettings(
-        max_attempts=_int(p, "[retry]", retry_t, "max_attempts", 6),
-        backoff_base_s=_float(p, "[retry]", retry_t, "backoff_base_s", 0.5),
-        backoff_max_s=_float(p, "[retry]", retry_t, "backoff_max_s", 60.0),
-        retry_after_max_s=_float(p, "[retry]", retry_t, "retry_after_max_s", 300.0),
-        breaker_threshold=_int(p, "[retry]", retry_t, "breaker_threshold", 5),
-        probe_interval_s=_float(p, "[retry]", retry_t, "probe_interval_s", 1.0, 0.001),
-        probe_interval_max_s=_float(p, "[retry]", retry_t, "probe_interval_max_s", 60.0, 0.001),
+
+def _retry_settings(p: _Problems, t: Mapping[str, Any]) -> RetrySettings:
+    _unknown_keys(p, "[retry]", t, _RETRY_KEYS)
+    d = _RETRY
+    return RetrySettings(
+        max_attempts=_int(p, "[retry]", t, "max_attempts", d.max_attempts),
+        backoff_base_s=_float(p, "[retry]", t, "backoff_base_s", d.backoff_base_s),
+        backoff_max_s=_float(p, "[retry]", t, "backoff_max_s", d.backoff_max_s),
+        retry_after_max_s=_float(p, "[retry]", t, "retry_after_max_s", d.retry_after_max_s),
+        breaker_threshold=_int(p, "[retry]", t, "breaker_threshold", d.breaker_threshold),
+        probe_interval_s=_float(p, "[retry]", t, "probe_interval_s", d.probe_interval_s, 0.001),
+        probe_interval_max_s=_float(p, "[retry]", t, "probe_interval_max_s",
+                                    d.probe_interval_max_s, 0.001),
     )
 
+
+def _workspaces(p: _Problems, raw: Mapping[str, Any], env: Mapping[str, str] | None,
+                ) -> list[Workspace]:
     defaults = _table(p, raw, "defaults")
     _unknown_keys(p, "[defaults]", defaults, _WS_SHARED_KEYS)
     ws_raw = raw.get("workspace", [])
@@ -642,22 +698,7 @@ def parse_config(
                 p.add(where, key, f"{value!r} and {other!r} (workspace #{j + 1}) would be "
                       f"saved under the same local name {local!r}")
         workspaces.append(ws)
-
-    if problem is None and len(workspaces) > 1 and not {"workspace", "app_id"} & set(
-            layout_fields(layout)):
-        p.add("[run]", "layout", f"{layout!r}: must contain {{workspace}} or {{app_id}} when "
-              "several workspaces are configured, so their files stay apart")
-
-    if not p.lines:
-        _one_path_per_file(p, layout, workspaces)
-    notify_t = _table(p, raw, "notify")
-    _unknown_keys(p, "[notify]", notify_t, set(NOTIFY_KEYS))
-    notify = parse_notify(p, notify_t, None if env is None else
-                          lambda key, value: _interpolate(p, "[notify]", key, value, env))
-    if p.lines:
-        raise ConfigError(p.lines)
-    return Config(path=path, run=run, http=http, retry=retry, workspaces=tuple(workspaces),
-                  notify=notify)
+    return workspaces
 
 
 def _one_path_per_file(p: _Problems, layout: str, workspaces: list[Workspace]) -> None:

@@ -113,7 +113,7 @@ async def run_demo(s: DemoSettings, console: Console | None = None) -> Summary:
                           "3-second outage a moment after the start")
         first = await _one_run(config, sim, s, console, outage=s.faults)
         print_summary(first, console)
-        state = load_manifest(config.run.output_dir / "manifest.jsonl")
+        state = load_manifest(config.run.manifest_path)
         print_grid(list(state), config.workspaces, datetime.now(UTC), console)
         console.print("\n[bold]Running again[/bold]: the manifest says what is done, so a "
                       "resumed run downloads nothing new (it only re-checks missing files).")
@@ -122,9 +122,9 @@ async def run_demo(s: DemoSettings, console: Console | None = None) -> Summary:
         fetched = sim.counters.statuses()[200] - before
         console.print(f"second run: {second.requests} requests, {fetched} downloads, "
                       f"{second.totals['completed']} files complete.")
-        print_status(tally_records(load_manifest(config.run.output_dir / "manifest.jsonl"),
+        print_status(tally_records(load_manifest(config.run.manifest_path),
                                    config.workspaces, datetime.now(UTC)),
-                     config.run.output_dir / "manifest.jsonl", console)
+                     config.run.manifest_path, console)
         console.print(f"\nTry: backfill status {cfg_path} --grid")
         return first
 

@@ -17,7 +17,7 @@ from .store import Store, open_store
 async def verify(config: Config, clock: Clock | None = None) -> dict[str, Any]:
     clock = clock or Clock()
     run = config.run
-    manifest = run.manifest or run.output_dir / "manifest.jsonl"
+    manifest = run.manifest_path
     store = open_store(run.output_dir, max_file_bytes=run.max_file_bytes)
     bad: list[dict[str, str]] = []
     checked = 0

@@ -22,7 +22,6 @@ import anyio
 
 from ..client import Client
 from ..clock import Clock
-from ..config import Config
 from ..errors import StorageError
 from ..events import Event, RunFinished, RunStarted
 from ..journal import Journal
@@ -32,6 +31,7 @@ from ..naming import base_url, origin, render_path, report_url
 from ..planner import requestable
 from ..planner import tasks as plan_tasks
 from ..policy import Outstanding, outstanding
+from ..settings import ResolvedRun
 from ..signing import request_headers
 from ..store import Store
 from ..summary import Summary, WorkspaceTally
@@ -48,29 +48,28 @@ class Run:
     """Everything one run creates: limits, guards, tallies, the recorder."""
 
     def __init__(
-        self, config: Config, journal: Journal, store: Store, *, concurrency: int,
-        max_outage_s: float, clock: Clock, rng: random.Random,
-        emit: Callable[[Event], None], listening: Callable[[], bool],
+        self, settings: ResolvedRun, journal: Journal, store: Store, *, clock: Clock,
+        rng: random.Random, emit: Callable[[Event], None], listening: Callable[[], bool],
     ) -> None:
-        self.config = config
+        self.settings = settings
+        self.config = settings.config
         self.journal = journal
         self.store = store
-        self.concurrency = concurrency
-        self.max_outage_s = max_outage_s
+        self.concurrency = settings.concurrency
+        self.max_outage_s = settings.max_outage_s
         self.clock = clock
         self.rng = rng
         self.emit = emit
         self.summary = Summary({})
-        self.slots = Slots(concurrency)
+        self.slots = Slots(settings.concurrency)
         self.recorder = Recorder(journal, self.summary, clock, emit, listening)
         self.hosts: dict[str, HostGuard] = {}
         self.workspaces: dict[str, WorkspaceRun] = {}
         self.work = anyio.CancelScope()  # Backfill.stop() cancels it
 
-    async def execute(self, wins: list[Window], client: Client, *,
-                      interrupted: Callable[[], bool]) -> Summary:
+    async def execute(self, client: Client, *, interrupted: Callable[[], bool]) -> Summary:
         """Run every window's files through ``client`` (entered here, closed at the end)."""
-        cfg = self.config
+        cfg, wins = self.config, self.settings.windows
         start = self.clock.monotonic()
         for w in wins:
             self._add_workspace(w)
@@ -153,13 +152,14 @@ class Run:
                             rel_of(self.config.run.layout, task)).run()
 
 
-def make_client(config: Config, wins: list[Window], concurrency: int) -> Client:
+def make_client(settings: ResolvedRun) -> Client:
     """The run's HTTP client, made before anything is written: a proxy or CA problem
     (ConfigError, exit 2) stops the run before the first file or request."""
-    per_host = config.run.per_host or concurrency
-    return Client(config.http, limit=concurrency, limit_per_host=per_host,
+    config, concurrency = settings.config, settings.concurrency
+    return Client(config.http, limit=concurrency,
+                  limit_per_host=config.run.per_host or concurrency,
                   origins=[base_url(w.workspace.data_center, w.workspace.base_url)
-                           for w in wins])
+                           for w in settings.windows])
 
 
 def url_of(task: Task) -> str:

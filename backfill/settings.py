@@ -1,0 +1,96 @@
+"""One run's settings, resolved once: config + per-run options + the current instant.
+
+:func:`resolve_run` turns them into a frozen :class:`ResolvedRun` (paths, concurrency,
+max outage, each workspace's 'today', the windows) that the CLI's ``plan`` and the
+engine both use, so no fact about a run is computed twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .config import Config, DateSpec, start_after_end
+from .errors import ConfigError
+from .model import Window
+from .naming import TEMP_SUFFIX
+from .planner import todays, windows
+
+if TYPE_CHECKING:
+    from .events import Event
+
+
+@dataclass(slots=True)
+class Options:
+    """Per-run overrides of the config (CLI flags)."""
+
+    today: date | None = None  # pins 'today' in every workspace
+    start: DateSpec | None = None
+    end: DateSpec | None = None
+    workspaces: Sequence[str] = ()
+    output_dir: Path | None = None
+    manifest: Path | None = None
+    concurrency: int | None = None
+    max_outage_s: float | None = None
+    events: list[Callable[[Event], None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedRun:
+    """Everything a run needs to know about itself, decided once."""
+
+    config: Config
+    output_dir: Path
+    manifest: Path
+    concurrency: int
+    max_outage_s: float
+    today: Mapping[str, date]  # per workspace, each in its own time zone
+    windows: tuple[Window, ...]
+
+
+def resolve_today(config: Config, pinned: date | None, now: datetime) -> dict[str, date]:
+    """Per-workspace today: pinned for all, or the date at ``now`` in each one's zone."""
+    if pinned is not None:
+        return {ws.name: pinned for ws in config.workspaces}
+    return todays(config.workspaces, now)
+
+
+def resolve_run(config: Config, options: Options, now: datetime) -> ResolvedRun:
+    """The run ``options`` ask for at instant ``now``. ConfigError for a manifest path
+    the sweep of partial downloads would delete, or dates outside what is handled."""
+    o, run = options, config.run
+    if o.output_dir is not None:
+        run = dataclasses.replace(run, output_dir=o.output_dir)
+    output_dir, manifest = run.output_dir, o.manifest or run.manifest_path
+    if manifest.name.endswith(TEMP_SUFFIX):
+        raise ConfigError(f"--manifest {manifest}: must not end in "
+                          f"'{TEMP_SUFFIX}' (the stale-download sweep would delete it)")
+    today = resolve_today(config, o.today, now)
+    wins = windows(config, today, start=o.start, end=o.end, only=o.workspaces)
+    return ResolvedRun(
+        config=config, output_dir=output_dir, manifest=manifest,
+        concurrency=o.concurrency or run.concurrency,
+        max_outage_s=o.max_outage_s if o.max_outage_s is not None else run.max_outage_s,
+        today=today, windows=tuple(wins),
+    )
+
+
+def check_range(config: Config, start: DateSpec | None, end: DateSpec | None) -> None:
+    """A --start/--end override must not put start after end (when that is known now)."""
+    s, e = start or config.run.start, end or config.run.end
+    if start_after_end(s, e):
+        raise ConfigError(f"usage: {'--start' if start else '[run] start'} {s} is after "
+                          f"{'--end' if end else '[run] end'} {e}")
+
+
+def check_workspaces(config: Config, names: Sequence[str]) -> None:
+    """ConfigError naming a --workspace that the config does not have."""
+    known = {ws.name for ws in config.workspaces}
+    for name in names:
+        if name not in known:
+            raise ConfigError(f"--workspace: no workspace named {name!r} in {config.path} "
+                              f"(known: {', '.join(sorted(known))})")
