@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..argtypes import byte_count, day, fraction, seconds
+from ..cli.argtypes import byte_count, day, fraction, seconds
 from ..config import Config, load_config, parse_config
 from ..errors import ConfigError
 from .catalog import DEFAULT_CACHE_BYTES

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from backfill.cli import main
-from backfill.demo import DemoSettings, run_demo
+from backfill.cli.demo import DemoSettings, run_demo
+from backfill.cli.progress import Progress
+from backfill.cli.render import next_step
 from backfill.events import FileFinished, HostPaused, RetryScheduled, RunStarted
 from backfill.journal import Status, load_manifest
-from backfill.progress import Progress
-from backfill.render import next_step
 from backfill.summary import AtRisk, Summary, WorkspaceTally
 
 pytestmark = pytest.mark.anyio
@@ -139,7 +139,7 @@ def test_next_step_names_failures_pending_and_expiry() -> None:
 
 
 def test_summary_output_groups_failures_by_reason(capsys: pytest.CaptureFixture[str]) -> None:
-    from backfill.render import print_summary
+    from backfill.cli.render import print_summary
 
     s = _summary(completed=5, failed=3)
     s.failures.update({"http 503": 2, "invalid body": 1})

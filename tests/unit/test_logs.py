@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from backfill.cli.logs import EventLog, Redactor, secrets_of, setup
 from backfill.config import parse_config
 from backfill.events import FileFinished, HostPaused
 from backfill.journal import Status
-from backfill.logs import EventLog, Redactor, secrets_of, setup
 from backfill.signing import signature
 
 

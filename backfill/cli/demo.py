@@ -19,15 +19,15 @@ from pathlib import Path
 import anyio
 from rich.console import Console
 
-from .config import Config, load_config
-from .engine import Backfill, Options
-from .journal.state import load_manifest
+from ..config import Config, load_config
+from ..engine import Backfill, Options
+from ..journal.state import load_manifest
+from ..simulator import Faults, run_simulator
+from ..summary import Summary, tally_records
 from .logs import EventLog, secrets_of, setup
 from .progress import Progress
 from .render import console as render_console
 from .render import print_grid, print_status, print_summary
-from .simulator import Faults, run_simulator
-from .summary import Summary, tally_records
 
 REPORT_NAMES = ("Daily campaign summary", "Email - delivery (EU)", "Push & in-app (all)",
                 "Weekly SMS", "Journeys / flows")
@@ -146,7 +146,7 @@ async def _one_run(config: Config, sim: object, s: DemoSettings, console: Consol
 
 
 async def _outage_soon(sim: object) -> None:
-    from .simulator import Simulator
+    from ..simulator import Simulator
 
     assert isinstance(sim, Simulator)
     await sim.wait_until(lambda c: c.total >= 20)

@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .config import Config
-from .errors import ConfigError
-from .events import (
+from ..config import Config
+from ..errors import ConfigError
+from ..events import (
     Event,
     FileFinished,
     HostPaused,

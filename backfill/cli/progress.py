@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from .events import (
+from ..events import (
     Event,
     FileFinished,
     HostPaused,

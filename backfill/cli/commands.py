@@ -20,18 +20,18 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 
-from . import __version__, eventloop
+from .. import __version__, eventloop
+from ..config import Config, DateSpec, load_config
+from ..errors import BackfillError, ConfigError, first_error
+from ..monitor import commands as monitor
+from ..monitor.commands import add_check_args, add_metrics_arg, add_plan_args, plan_warnings
+from ..planner import WorkspacePlan, summarize
+from ..settings import Options, check_range, check_workspaces, resolve_run
 from .argtypes import day, positive_int, seconds
-from .config import Config, DateSpec, load_config
-from .errors import BackfillError, ConfigError, first_error
-from .monitor import commands as monitor
-from .monitor.commands import add_check_args, add_metrics_arg, add_plan_args, plan_warnings
-from .planner import WorkspacePlan, summarize
-from .settings import Options, check_range, check_workspaces, resolve_run
 
 if TYPE_CHECKING:  # the engine stack is imported lazily: `plan` stays fast and light
-    from .engine import Backfill
-    from .summary import Summary
+    from ..engine import Backfill
+    from ..summary import Summary
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 75, 130
 
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_simulate(sub: Any) -> None:
     try:
-        from .simulator.cli import add_parser
+        from ..simulator.cli import add_parser
     except ImportError:  # simulator not built yet
         return
     add_parser(sub)
@@ -198,7 +198,7 @@ def _options(args: argparse.Namespace) -> Options:
 def _cmd_run(args: argparse.Namespace) -> int:
     config = with_cacert(load_config(args.config), args.cacert)
     check_workspaces(config, args.workspace)
-    from .engine import Backfill
+    from ..engine import Backfill
 
     engine = Backfill(config, _options(args))
     if args.dry_run:
@@ -277,8 +277,8 @@ def _status_source(target: str) -> tuple[Config | None, Path]:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from .journal.state import load_manifest
-    from .summary import tally_records
+    from ..journal.state import load_manifest
+    from ..summary import tally_records
 
     config, manifest_path = _status_source(args.target)
     state = load_manifest(manifest_path)
@@ -306,7 +306,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    from .verify import verify
+    from ..verify import verify
 
     result = anyio.run(verify, config)
     if args.json:
@@ -332,7 +332,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .simulator.cli import run as run_simulator
+    from ..simulator.cli import run as run_simulator
 
     return run_simulator(args)
 

@@ -11,8 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from .journal.record import Record
-    from .summary import Summary
+    from ..journal.record import Record
+    from ..summary import Summary
 
 
 def console(stream: Any = None) -> Console:
