@@ -82,7 +82,19 @@ def zip_problem(data: bytes, max_inflated: int | None = None) -> str | bool | No
     return zipfile_problem(io.BytesIO(data), max_inflated)
 
 
+_Member = tuple[bytes, int, int, int, int, int, int]  # name flags method crc csize usize offset
+
+
 def _check(data: bytes, max_inflated: int | None) -> str | bool | None:
+    eocd, count, cd_offset = _end_record(data)
+    members, inflated = _directory(data, eocd, count, cd_offset)
+    if max_inflated is not None and inflated > max_inflated:
+        return False
+    return _members_problem(data, members, cd_offset)
+
+
+def _end_record(data: bytes) -> tuple[int, int, int]:
+    """(offset of the end record, member count, directory offset)."""
     size = len(data)
     eocd = size - _EOCD_SIZE
     if eocd < 0:
@@ -103,10 +115,15 @@ def _check(data: bytes, max_inflated: int | None) -> str | bool | None:
             or (eocd >= _ZIP64_LOCATOR_SIZE
                 and data[eocd - _ZIP64_LOCATOR_SIZE : eocd - 16] == _ZIP64_LOCATOR_SIG)):
         raise _Undecided
+    return eocd, count, cd_offset
 
-    # The central directory. Everything zipfile could raise on while opening the archive
-    # is undecided, so that past this point zipfile's member list is the one read here.
-    members: list[tuple[bytes, int, int, int, int, int, int]] = []
+
+def _directory(data: bytes, eocd: int, count: int, cd_offset: int,
+               ) -> tuple[list[_Member], int]:
+    """The central directory's members and their declared inflated size. Everything
+    zipfile could raise on while opening the archive is undecided, so that past this
+    point zipfile's member list is the one read here."""
+    members: list[_Member] = []
     inflated = 0
     pos = cd_offset
     while pos < eocd:
@@ -136,11 +153,12 @@ def _check(data: bytes, max_inflated: int | None) -> str | bool | None:
             raise _Undecided
     elif members and members[0][1] & _UTF8_NAME:
         _name(members[0][0], members[0][1])  # zipfile fails on a bad UTF-8 name
-    if max_inflated is not None and inflated > max_inflated:
-        return False
+    return members, inflated
 
-    # The members, in directory order, which must also be their order in the file: each
-    # one's data ends before the next local header and the last one's before the directory.
+
+def _members_problem(data: bytes, members: list[_Member], cd_offset: int) -> str | None:
+    """The members, in directory order, which must also be their order in the file: each
+    one's data ends before the next local header and the last one's before the directory."""
     if members and members[0][6]:
         raise _Undecided  # something before the first local header
     view = memoryview(data)

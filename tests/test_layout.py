@@ -1,8 +1,10 @@
-"""The layout's import rules (README "How the code is laid out"), checked in a fresh
-interpreter: pure modules load no I/O library, ``backfill plan`` loads no engine."""
+"""The layout's rules (README "How the code is laid out"): pure modules load no I/O
+library and ``backfill plan`` no engine (each checked in a fresh interpreter); no class
+or function is too long to read."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -36,3 +38,20 @@ def test_backfill_plan_loads_neither_aiohttp_nor_the_store() -> None:
             f"    assert main(['plan', {str(example)!r}, '--json']) == 0")
     loaded = loaded_after(code)
     assert not loaded & {"aiohttp", "backfill.store", "backfill.engine", "backfill.client"}
+
+
+MAX_CLASS_LINES, MAX_FUNCTION_LINES = 200, 60
+
+
+def test_no_class_or_function_is_too_long_to_read() -> None:
+    root = Path(__file__).resolve().parents[1] / "backfill"
+    too_long = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                limit = MAX_CLASS_LINES if isinstance(node, ast.ClassDef) else MAX_FUNCTION_LINES
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > limit:
+                    too_long.append(f"{path.relative_to(root.parent)}:{node.lineno} "
+                                    f"{node.name}: {lines} lines (at most {limit})")
+    assert not too_long, "\n".join(too_long)

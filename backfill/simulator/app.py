@@ -7,8 +7,8 @@ encoded ``/`` that a router would take for a separator. Per request, in this ord
     stalled headers, status faults, close) · app id → 400 · credentials → 401 ·
     workspace rate limit → 429 · file exists → 400 · redirects → 302 · body (+ body faults)
 
-The listening socket is ours (``loop.create_server``), not a ``TCPSite``: a "refused"
-outage closes it and opens it again on the same port.
+The listening socket and outages are :class:`~.listener.Listener`'s; how bodies are sent
+(with their faults) is :mod:`.responses`'.
 """
 
 from __future__ import annotations
@@ -16,16 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
-import socket
-import struct
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from ssl import SSLContext
-from typing import Literal
 from urllib.parse import quote, unquote
 
 from aiohttp import web
@@ -37,14 +32,23 @@ from ..signing import request_headers
 from .body import BodyCache, BodySpec, body_length, digest, is_streamed, iter_body
 from .catalog import DEFAULT_CACHE_BYTES, MSG_APP, MSG_MISSING, Catalog, Clock, check_file
 from .faults import Fault, Faults, TokenBucket, choose, latency, missing
+from .listener import Listener, OutageMode
+from .responses import (
+    HTML,
+    JSON_TYPE,
+    ZIP_TYPE,
+    bad_request,
+    close,
+    redirect,
+    status_response,
+    stream,
+)
 
-ZIP_TYPE = "application/gzip"  # what the real API says; the body is a zip (api.md)
-JSON_TYPE = "application/json"
-OutageMode = Literal["closed", "refused"]
+__all__ = ["JSON_TYPE", "ZIP_TYPE", "Counters", "OutageMode", "Simulator", "encode_path",
+           "run_simulator"]
+
 Outcome = int | str  # HTTP status, or how the connection ended (see Counters)
 
-_HTML = b"<!DOCTYPE html><html><head><title>Service Unavailable</title></head><body><h1>%d</h1>" \
-        b"<p>The server is temporarily unable to service your request.</p></body></html>"
 _JSON_200 = b'{"status": "success", "data": {"message": "Report is being generated"}}'
 _REDIRECT_MARK = "redirected=1"
 
@@ -88,7 +92,36 @@ class Counters:
         self.max_in_flight_by_app.update(+self.in_flight_by_app)
 
 
-class Simulator:
+class CounterWatch:
+    """Tasks waiting for a condition on the counters; woken at request start and end."""
+
+    def __init__(self, counters: Counters) -> None:
+        self.counters = counters
+        self.waiters: list[tuple[Callable[[Counters], bool], asyncio.Future[None]]] = []
+
+    async def wait_until(self, predicate: Callable[[Counters], bool]) -> None:
+        if predicate(self.counters):
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (predicate, fut)
+        self.waiters.append(entry)
+        try:
+            await fut
+        finally:
+            if entry in self.waiters:
+                self.waiters.remove(entry)
+
+    def notify(self) -> None:
+        for pred, fut in list(self.waiters):
+            if not fut.done() and pred(self.counters):
+                fut.set_result(None)
+
+    def cancel_all(self) -> None:
+        for _, fut in self.waiters:
+            fut.cancel()
+
+
+class Simulator(Listener):
     """The server and its run-time controls. Use :func:`run_simulator` to start one."""
 
     def __init__(
@@ -106,56 +139,10 @@ class Simulator:
         self.clock = Clock(today)
         self.counters = Counters()
         self.cache = BodyCache(cache_bytes)
-        self.base_url = ""
-        self.host = "127.0.0.1"
-        self.port = 0
-        self._server: web.Server | None = None  # needs a running loop: made in start()
-        self._listener: asyncio.Server | None = None
-        self._outage_until = 0.0
-        self._outage_mode: OutageMode = "closed"
-        self._reopen: asyncio.Task[None] | None = None
+        super().__init__()
         self._buckets: dict[str, TokenBucket] = {}
-        self._waiters: list[tuple[Callable[[Counters], bool], asyncio.Future[None]]] = []
+        self._watch = CounterWatch(self.counters)
         self._zip_headers = CIMultiDict({"Content-Type": ZIP_TYPE})
-        self._ssl: SSLContext | None = None
-
-    # ------------------------------------------------------------------ lifecycle
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0,
-                    ssl: SSLContext | None = None) -> None:
-        """Listen; with ``ssl`` (a server context) the base URL is https://."""
-        self.host = host
-        self._ssl = ssl
-        # handler_cancellation: a stalled or dripping handler ends when its client leaves.
-        self._server = web.Server(self._handle, handler_cancellation=True, access_log=None)
-        self._listener = await self._listen(host, port)
-        sock = self._listener.sockets[0]
-        self.port = sock.getsockname()[1]
-        shown = f"[{host}]" if ":" in host else host
-        self.base_url = f"{'https' if ssl else 'http'}://{shown}:{self.port}"
-
-    async def stop(self) -> None:
-        if self._reopen is not None:
-            self._reopen.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reopen
-            self._reopen = None
-        if self._listener is not None:
-            self._listener.close()
-        if self._server is not None:
-            self._server.pre_shutdown()
-            await self._server.shutdown(0.1)
-        if self._listener is not None:
-            await self._listener.wait_closed()
-            self._listener = None
-        for _, fut in self._waiters:
-            fut.cancel()
-
-    async def _listen(self, host: str, port: int) -> asyncio.Server:
-        assert self._server is not None, "start() first"
-        loop = asyncio.get_running_loop()
-        return await loop.create_server(self._server, host, port, reuse_address=True,
-                                        ssl=self._ssl)
 
     # ------------------------------------------------------------------ controls
 
@@ -167,71 +154,14 @@ class Simulator:
         """Pin an instant (naive = UTC); each workspace sees its own local date."""
         self.clock.set_now(now)
 
-    @property
-    def in_outage(self) -> bool:
-        return asyncio.get_running_loop().time() < self._outage_until
-
-    def start_outage(self, seconds: float, mode: OutageMode = "closed") -> None:
-        """For ``seconds``, close every connection (``closed``: requests get no answer) or
-        also stop listening (``refused``: connects fail) and listen again afterwards."""
-        loop = asyncio.get_running_loop()
-        self._outage_until = loop.time() + seconds
-        self._outage_mode = mode
-        for conn in self._server.connections if self._server else ():
-            conn.force_close()
-        if mode == "refused" and self._listener is not None:
-            self._listener.close()
-            self._listener = None
-            if self._reopen is not None:
-                self._reopen.cancel()
-            self._reopen = loop.create_task(self._reopen_after(seconds))
-
-    async def end_outage(self) -> None:
-        """End the outage now; a refused listener is listening again on return."""
-        self._outage_until = 0.0
-        if self._reopen is not None:
-            self._reopen.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reopen
-            self._reopen = None
-        if self._listener is None and self._server is not None:
-            self._listener = await self._listen(self.host, self.port)
-
-    async def wait_outage_over(self) -> None:
-        """Return when the current outage has ended (and the listener is back)."""
-        delay = self._outage_until - asyncio.get_running_loop().time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if self._reopen is not None:
-            await asyncio.shield(self._reopen)
-
-    async def _reopen_after(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-        while self._listener is None:
-            try:
-                self._listener = await self._listen(self.host, self.port)
-            except OSError:  # the port is briefly unavailable: keep trying
-                await asyncio.sleep(0.05)
-
     async def wait_until(self, predicate: Callable[[Counters], bool]) -> None:
         """Return once ``predicate(counters)`` holds (checked at each request start and end).
 
         Bound it with ``anyio.fail_after``; tests await this instead of sleeping."""
-        if predicate(self.counters):
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (predicate, fut)
-        self._waiters.append(entry)
-        try:
-            await fut
-        finally:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
+        await self._watch.wait_until(predicate)
 
-    def _notify(self) -> None:
-        for pred, fut in list(self._waiters):
-            if not fut.done() and pred(self.counters):
-                fut.set_result(None)
+    def _stopped(self) -> None:
+        self._watch.cancel_all()
 
     # ------------------------------------------------------------------ helpers for tests
 
@@ -278,8 +208,8 @@ class Simulator:
         c.in_flight_by_app[app_id] += 1
         if c.in_flight_by_app[app_id] > c.max_in_flight_by_app[app_id]:
             c.max_in_flight_by_app[app_id] = c.in_flight_by_app[app_id]
-        if self._waiters:
-            self._notify()
+        if self._watch.waiters:
+            self._watch.notify()
         outcome: Outcome = "cancelled"
         try:
             resp, outcome = await self._respond(request, app_id, filename, path, query)
@@ -291,14 +221,14 @@ class Simulator:
             c.requests[app_id, filename, outcome] += 1
             c.in_flight -= 1
             c.in_flight_by_app[app_id] -= 1
-            if self._waiters:
-                self._notify()
+            if self._watch.waiters:
+                self._watch.notify()
 
     async def _respond(self, request: web.BaseRequest, app_id: str, filename: str, path: str,
                        query: str) -> tuple[web.StreamResponse, Outcome]:
         loop = asyncio.get_running_loop()
         if self._outage_until and loop.time() < self._outage_until:
-            return _close(request), "outage"
+            return close(request), "outage"
         f = self.faults
         key = (app_id, filename)
         self.counters.attempts[key] += 1
@@ -319,37 +249,51 @@ class Simulator:
         if delay > 0:
             await asyncio.sleep(delay)
         if isinstance(fault, int):
-            return self._status(fault), fault
+            return status_response(f, fault), fault
         if fault == "close":
-            return _close(request), "close"
+            return close(request), "close"
+        refused = self._refuse(request, app_id, filename, target, loop.time())
+        if refused is not None:
+            return refused
+        return await self._answer(request, app_id, filename, path, fault, loop_hop)
 
+    def _refuse(self, request: web.BaseRequest, app_id: str, filename: str, target: bool,
+                now: float) -> tuple[web.StreamResponse, Outcome] | None:
+        """The API's own refusals, in order: app id, credentials, rate limit, file."""
+        f = self.faults
         entry = self.catalog.get(app_id)
         if entry is None:
-            return _bad_request(MSG_APP), 400
+            return bad_request(MSG_APP), 400
         if not target or f.redirect_target_auth:
             hdrs = request.headers
             if not entry.authorized(hdrs.get("Authorization")) or not entry.signed(
                     filename, hdrs.get("Signature")):
                 return web.Response(status=401, body=b"", content_type=JSON_TYPE), 401
-        wait = self._rate_limited(app_id, loop.time())
+        wait = rate_limit_wait(self._buckets, self.faults, app_id, now)
         if wait > 0:
             self.counters.faults[app_id, filename, "rate_limit"] += 1
-            return self._status(429, wait), 429
+            return status_response(f, 429, wait), 429
         problem = check_file(entry, filename, self.clock.today(entry.zone),
                              boundary_available=f.boundary_available,
                              today_generated=f.today_generated)
         if problem is None and missing(f, self.seed, app_id, filename):
             problem = MSG_MISSING
         if problem is not None:
-            return _bad_request(problem), 400
+            return bad_request(problem), 400
+        return None
 
+    async def _answer(self, request: web.BaseRequest, app_id: str, filename: str, path: str,
+                      fault: Fault | None, loop_hop: int | None,
+                      ) -> tuple[web.StreamResponse, Outcome]:
+        """A request the API accepts: redirects, the 200 faults, or the body."""
+        f = self.faults
         if fault == "redirect":
             base = (f.redirect_to or self.base_url).rstrip("/")
-            return _redirect(f"{base}{path}?{_REDIRECT_MARK}"), 302
+            return redirect(f"{base}{path}?{_REDIRECT_MARK}"), 302
         if fault == "redirect_loop":
-            return _redirect(f"{self.base_url}{path}?loop={(loop_hop or 0) + 1}"), 302
+            return redirect(f"{self.base_url}{path}?loop={(loop_hop or 0) + 1}"), 302
         if fault == "html":
-            return web.Response(body=_HTML % 200, content_type="text/html"), 200
+            return web.Response(body=HTML % 200, content_type="text/html"), 200
         if fault == "json":
             return web.Response(body=_JSON_200, content_type=JSON_TYPE), 200
         size = f.too_large_bytes if fault == "too_large" else f.size_of(filename)
@@ -362,80 +306,24 @@ class Simulator:
             return await self._stream(request, spec, None)
         return await self._stream(request, spec, str(fault))
 
-    def _rate_limited(self, app_id: str, now: float) -> float:
-        f = self.faults
-        rate = f.rate_limit_by_app.get(app_id, f.rate_limit)
-        if not rate:
-            return 0.0
-        burst = f.rate_burst or max(1.0, rate)
-        bucket = self._buckets.get(app_id)
-        if bucket is None or bucket.rate != rate or bucket.burst != burst:
-            bucket = self._buckets[app_id] = TokenBucket(rate, burst, now)
-        return bucket.take(now)
-
-    def _status(self, status: int, wait: float | None = None) -> web.Response:
-        if status == 400:
-            return _bad_request("Bad request")
-        if status == 401:
-            return web.Response(status=401, body=b"", content_type=JSON_TYPE)
-        if status == 429:
-            headers = {}
-            retry_after = self.faults.retry_after(wait)
-            if retry_after is not None:
-                headers["Retry-After"] = retry_after
-            body = _error_body("Too many requests", "TOO MANY REQUESTS")
-            return web.Response(status=429, body=body, content_type=JSON_TYPE, headers=headers)
-        return web.Response(status=status, body=_HTML % status, content_type="text/html")
-
     async def _stream(self, request: web.BaseRequest, spec: BodySpec,
                       fault: str | None) -> tuple[web.StreamResponse, Outcome]:
-        """Send a body in chunks, with the body fault ``fault`` (see faults.KINDS)."""
-        f = self.faults
-        length = body_length(spec) if is_streamed(spec.size) else len(self.cache.get(spec))
-        chunks: Iterable[bytes] = (
-            iter_body(spec) if is_streamed(spec.size) else [self.cache.get(spec)])
-        if fault == "corrupt":
-            chunks = _flip(chunks, length // 2, 16)
-        cursor = _Cursor(chunks)
-        cut = length // 2
-        if fault == "truncate_close":
-            transport = request.transport
-            if transport is not None:
-                head = f"HTTP/1.1 200 OK\r\nContent-Type: {ZIP_TYPE}\r\nConnection: close\r\n\r\n"
-                transport.write(head.encode())
-                for part in cursor.read(min(cut, 1024 * 1024)):
-                    transport.write(part)
-                transport.close()
-            return web.Response(), "truncate_close"
+        resp, outcome = await stream(request, spec, fault, self.faults, self.cache)
+        if outcome == 200:
+            self.counters.bytes_sent += body_length(spec) if is_streamed(spec.size) else len(
+                self.cache.get(spec))
+        return resp, outcome
 
-        resp = web.StreamResponse(headers={"Content-Type": ZIP_TYPE})
-        resp.content_length = length
-        if fault in ("reset", "truncate"):
-            resp.force_close()
-        await resp.prepare(request)
-        if fault == "drip":
-            for part in cursor.read(length, piece=1):
-                await resp.write(part)
-                await asyncio.sleep(f.drip_interval_s)
-        else:
-            for part in cursor.read(cut if fault else length):
-                await resp.write(part)
-        if fault in ("reset", "truncate"):
-            transport = request.transport
-            if transport is not None:
-                if fault == "reset":
-                    await asyncio.sleep(0.02)  # let the half body reach the peer before RST
-                    _rst(transport)
-                else:
-                    transport.close()
-            return resp, fault
-        if fault == "stall_body":
-            await asyncio.sleep(f.stall_s)
-        for part in cursor.read(length):
-            await resp.write(part)
-        await resp.write_eof()
-        self.counters.bytes_sent += length
-        return resp, 200
+def rate_limit_wait(buckets: dict[str, TokenBucket], f: Faults, app_id: str, now: float) -> float:
+    """Seconds until ``app_id``'s token bucket has a token (0: take one now)."""
+    rate = f.rate_limit_by_app.get(app_id, f.rate_limit)
+    if not rate:
+        return 0.0
+    burst = f.rate_burst or max(1.0, rate)
+    bucket = buckets.get(app_id)
+    if bucket is None or bucket.rate != rate or bucket.burst != burst:
+        bucket = buckets[app_id] = TokenBucket(rate, burst, now)
+    return bucket.take(now)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -448,73 +336,11 @@ def _split(path: str) -> tuple[str, str] | None:
     return unquote(parts[3]), unquote(parts[4])
 
 
-class _Cursor:
-    """Reads byte ranges off a chunk iterator, keeping the unread rest of a chunk."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._it = iter(chunks)
-        self._buf = memoryview(b"")
-
-    def read(self, n: int, piece: int = 1024 * 1024) -> Iterator[bytes]:
-        """Up to ``n`` bytes, in pieces of at most ``piece`` bytes."""
-        while n > 0:
-            if not self._buf:
-                nxt = next(self._it, None)
-                if nxt is None:
-                    return
-                self._buf = memoryview(nxt)
-            take = min(n, piece, len(self._buf))
-            yield bytes(self._buf[:take])
-            self._buf = self._buf[take:]
-            n -= take
-
-
-def _flip(chunks: Iterable[bytes], at: int, n: int) -> Iterator[bytes]:
-    """The chunks with bytes [at, at+n) inverted: same length, broken CRC."""
-    offset = 0
-    for chunk in chunks:
-        end = offset + len(chunk)
-        if offset < at + n and at < end:
-            b = bytearray(chunk)
-            for i in range(max(at, offset), min(at + n, end)):
-                b[i - offset] ^= 0xFF
-            chunk = bytes(b)
-        offset = end
-        yield chunk
-
-
 def _loop_hop(query: str) -> int | None:
     for item in query.split("&"):
         if item.startswith("loop="):
             return int(item[5:]) if item[5:].isdigit() else 0
     return None
-
-
-def _error_body(message: str, kind: str = "BAD REQUEST") -> bytes:
-    return json.dumps({"error": {"attribute": "", "message": message, "type": kind,
-                                 "request_id": uuid.uuid4().hex}}).encode()
-
-
-def _bad_request(message: str) -> web.Response:
-    return web.Response(status=400, body=_error_body(message), content_type=JSON_TYPE)
-
-
-def _redirect(location: str) -> web.Response:
-    return web.Response(status=302, headers={"Location": location})
-
-
-def _close(request: web.BaseRequest) -> web.Response:
-    """Close the connection without answering; aiohttp then finds nothing to write to."""
-    if request.transport is not None:
-        request.transport.close()
-    return web.Response()
-
-
-def _rst(transport: asyncio.Transport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None:  # SO_LINGER 0: close() sends RST instead of FIN
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
 
 
 @contextlib.asynccontextmanager
