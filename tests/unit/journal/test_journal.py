@@ -30,7 +30,7 @@ from backfill.journal import (
     parse_line,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def rec(i: int = 0, status: Status = Status.COMPLETED, **changes: Any) -> Record:
