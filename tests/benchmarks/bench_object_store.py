@@ -93,14 +93,14 @@ async def _many(save: Any, n: int, size: int, tasks: int) -> dict[str, float]:
 
 def _scenario(endpoint: str, tmp: Path, name: str, n: int, size: int, tasks: int,
               ) -> dict[str, Any]:
-    from backfill.storage import Storage
+    from backfill.store.local import LocalStore
 
     dest = _object_dest(endpoint, f"bench-{name}", tmp / f"staging-{name}")
     try:
         obj = anyio.run(_many, dest.save, n, size, tasks)
     finally:
         dest.staging.close()
-    local = anyio.run(_many, Storage(tmp / f"local-{name}").save, n, size, tasks)
+    local = anyio.run(_many, LocalStore(tmp / f"local-{name}").save, n, size, tasks)
     shutil.rmtree(tmp / f"local-{name}", ignore_errors=True)
     return {"object": obj, "local": local}
 
