@@ -13,6 +13,7 @@ from typing import Protocol
 import anyio
 
 from ..client import Client
+from ..clock import Clock
 from ..errors import RemoteError, RequestTimeout
 from ..policy import HttpReply
 from ..store import Received, Store
@@ -30,19 +31,22 @@ class Send(Protocol):
 
 class Exchange:
     """GET ``url``; a 200's body goes to ``store.receive``; all within ``file_timeout_s``
-    (real seconds) for the whole file."""
+    of ``clock``'s time for the whole file. The engine passes a real clock: the deadline
+    bounds real network time, which a faster test clock must not shorten."""
 
-    def __init__(self, client: Client, store: Store, file_timeout_s: float) -> None:
+    def __init__(self, client: Client, store: Store, file_timeout_s: float,
+                 clock: Clock | None = None) -> None:
         self._client = client
         self._store = store
         self._deadline = file_timeout_s
+        self._clock = clock or Clock()
 
     async def __call__(
         self, url: str, headers: dict[str, str], rel: PurePosixPath, filename: str
     ) -> Sent:
         deadline = self._deadline
         try:
-            with anyio.fail_after(deadline):  # real time, whatever the clock's speed
+            with anyio.fail_after(self._clock.real(deadline)):
                 async with self._client.get(url, headers) as reply:
                     if reply.status == 200:
                         return await self._store.receive(

@@ -23,6 +23,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from ..clock import Clock
 from ..errors import StorageError
 from .compaction import compact as compact_file
 from .compaction import should_compact
@@ -59,11 +60,14 @@ class Journal:
 
 
 @asynccontextmanager
-async def open_journal(path: Path, *, compact: bool = False) -> AsyncIterator[Journal]:
-    """Lock, load, start the writer; on exit close it (shielded) and compact if due."""
+async def open_journal(
+    path: Path, *, compact: bool = False, clock: Clock | None = None
+) -> AsyncIterator[Journal]:
+    """Lock, load, start the writer; on exit close it (shielded) and compact if due.
+    ``clock`` times the writer's batching (default: real time)."""
     with ManifestLock(path):
         state = await anyio.to_thread.run_sync(load_manifest, path)
-        writer = ManifestWriter(path)
+        writer = ManifestWriter(path, clock=clock)
         journal = Journal(path, state, writer, compact)
         async with anyio.create_task_group() as tg:
             await tg.start(writer.run)

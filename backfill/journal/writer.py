@@ -17,6 +17,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
+from ..clock import Clock
 from ..errors import StorageError
 from .batching import Action, Batching, next_step
 from .file import AppendFile
@@ -56,12 +57,14 @@ class ManifestWriter:
 
     def __init__(
         self, path: Path, *, fsync_interval_s: float = 0.5, buffer: int = 1024,
-        write_interval_s: float = 0.01,
+        write_interval_s: float = 0.01, clock: Clock | None = None,
     ) -> None:
         if buffer < 1:
             raise ValueError("buffer must be >= 1")
         self.path = Path(path)
         self.batching = Batching(write_interval_s, fsync_interval_s)
+        # Real time by default: the fsync interval bounds what a real crash can lose.
+        self._clock = clock or Clock()
         self._wrote_at = float("-inf")
         self._send, self._recv = anyio.create_memory_object_stream[builtins.bytes | _FlushRequest](
             buffer
@@ -168,7 +171,7 @@ class ManifestWriter:
             ended = self._drain()
             hand = self._in_hand
             step = next_step(
-                self.batching, now=anyio.current_time(), holds=bool(hand),
+                self.batching, now=self._clock.monotonic(), holds=bool(hand),
                 holds_data=any(not isinstance(i, _FlushRequest) for i in hand),
                 flush_waiting=any(isinstance(i, _FlushRequest) for i in hand), ended=ended,
                 wrote_at=self._wrote_at, unsynced_since=self._unsynced_since,
@@ -177,15 +180,16 @@ class ManifestWriter:
                 return
             if step.action is Action.SLEEP:
                 assert step.delay_s is not None
-                await anyio.sleep(step.delay_s)  # let more records gather for this write
+                await self._clock.sleep(step.delay_s)  # let more records gather for this write
             elif step.action is Action.WAIT:
-                with anyio.move_on_after(math.inf if step.delay_s is None else step.delay_s):
+                with anyio.move_on_after(
+                        math.inf if step.delay_s is None else self._clock.real(step.delay_s)):
                     await self._wake.wait()
             else:
                 wrote = bool(hand)
                 await self._write_in_hand(sync=step.sync)
                 if wrote:
-                    self._wrote_at = anyio.current_time()
+                    self._wrote_at = self._clock.monotonic()
 
     async def _write_in_hand(self, *, sync: bool) -> None:
         """Write ``_in_hand`` with one os.write (+ fsync if ``sync``), in one thread hop."""
@@ -199,7 +203,7 @@ class ManifestWriter:
                 lines.append(item)
         data = b"".join(lines)
         unsynced = self._unsynced_since if self._unsynced_since is not None else (
-            anyio.current_time() if data else None
+            self._clock.monotonic() if data else None
         )
         sync = sync and unsynced is not None
         if data or sync:
