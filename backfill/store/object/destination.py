@@ -73,22 +73,17 @@ class StoredObject:
     adopted: bool = False
 
 
-class ObjectDestination:
-    """Stores report files under ``conn.url``; see the module docstring for the promises."""
+class ObjectRequests:
+    """The requests a destination makes under ``conn.url``, each translated to our errors
+    (``translate``): probe, head, digest, delete."""
 
-    def __init__(self, conn: Connection, store: ObjectStore, staging: Staging, *,
-                 upload_parts: int = 2, upload_slots: int = 8) -> None:
+    def __init__(self, conn: Connection, store: ObjectStore) -> None:
         import obstore
 
         self._ob: Any = obstore
         self.conn = conn
         self.url = conn.url
         self.store = store
-        self.staging = staging
-        self.part_size = conn.options.part_size
-        self.upload_parts = upload_parts
-        self._slots = anyio.CapacityLimiter(upload_slots)  # bodies being uploaded at once
-        self._run_tmp = f"{self.url.key(TMP_DIR)}/{staging.run_dir.name}"
 
     @property
     def location(self) -> str:
@@ -144,6 +139,20 @@ class ObjectDestination:
     async def delete(self, key: str) -> None:
         with contextlib.suppress(KeyMissing):
             await self._call(key, self._ob.delete_async(self.store, key))
+
+
+
+class ObjectDestination(ObjectRequests):
+    """Stores report files under ``conn.url``; see the module docstring for the promises."""
+
+    def __init__(self, conn: Connection, store: ObjectStore, staging: Staging, *,
+                 upload_parts: int = 2, upload_slots: int = 8) -> None:
+        super().__init__(conn, store)
+        self.staging = staging
+        self.part_size = conn.options.part_size
+        self.upload_parts = upload_parts
+        self._slots = anyio.CapacityLimiter(upload_slots)  # bodies being uploaded at once
+        self._run_tmp = f"{self.url.key(TMP_DIR)}/{staging.run_dir.name}"
 
     # ------------------------------------------------------------------ save
 
