@@ -8,7 +8,7 @@ from pathlib import Path
 import obstore
 import pytest
 
-from backfill.errors import InvalidBody
+from backfill.errors import InvalidBody, StorageError
 from backfill.store.object import (
     AccessDenied,
     BucketMissing,
@@ -156,3 +156,11 @@ async def test_store_down_is_unavailable_not_a_verdict(
     body = zip_body(1024)
     with pytest.raises(DestinationUnavailable):
         await dest.save("a.zip", chunks(body), expected_length=None)
+
+
+async def test_a_destination_opened_before_a_fork_refuses_to_work(
+        s3_env: dict[str, str], staging_root: Path) -> None:
+    dest = destination(f"s3://{s3_env['BUCKET']}/p", s3_env, staging_root)
+    dest._pid = -1  # what a forked child sees: another pid than the one that opened it
+    with pytest.raises(StorageError, match="opened before a fork"):
+        await dest.probe()

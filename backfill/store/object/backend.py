@@ -111,7 +111,7 @@ _SIGNATURE = re.compile(r"(?i)(signature|sig|x-amz-security-token|credential)=[^
 def scrub(message: str, secrets: tuple[str, ...]) -> str:
     """``message`` without the secrets, URL query strings (SAS tokens, signatures) or the
     XML error body the server echoed, on one line."""
-    text = _XML_BODY.sub("", message)
+    text = _XML_BODY.sub("", re.split(r"\s*Debug source:", message, maxsplit=1)[0])
     text = _URL_QUERY.sub(r"\1?…", text)
     text = _SIGNATURE.sub(r"\1=…", text)
     for secret in sorted(secrets, key=len, reverse=True):

@@ -84,6 +84,7 @@ class ObjectRequests:
         self.conn = conn
         self.url = conn.url
         self.store = store
+        self._pid = os.getpid()  # obstore is not fork-safe: a child must open its own
 
     @property
     def location(self) -> str:
@@ -99,6 +100,9 @@ class ObjectRequests:
     # ------------------------------------------------------------------ requests
 
     async def _call(self, what: str, coro: Any) -> Any:
+        if os.getpid() != self._pid:
+            raise StorageError(f"{self.location}: opened before a fork; open the destination "
+                               "in the process that uses it (obstore is not fork-safe)")
         try:
             return await coro
         except StopAsyncIteration:
