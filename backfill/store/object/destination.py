@@ -34,7 +34,7 @@ import contextlib
 import hashlib
 import os
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -99,12 +99,14 @@ class ObjectRequests:
 
     # ------------------------------------------------------------------ requests
 
-    async def _call(self, what: str, coro: Any) -> Any:
+    async def _call(self, what: str, request: Callable[[], Any]) -> Any:
+        """Await ``request()`` (an obstore call, made only here, after the fork check),
+        its exceptions translated."""
         if os.getpid() != self._pid:
             raise StorageError(f"{self.location}: opened before a fork; open the destination "
                                "in the process that uses it (obstore is not fork-safe)")
         try:
-            return await coro
+            return await request()
         except StopAsyncIteration:
             raise
         except Exception as exc:
@@ -115,25 +117,26 @@ class ObjectRequests:
         DestinationUnavailable now, before anything is fetched."""
         stream = self._ob.list(self.store, prefix=self.url.prefix or None, chunk_size=1)
         with contextlib.suppress(StopAsyncIteration):  # an empty prefix is fine
-            await self._call("list", stream.__anext__())
+            await self._call("list", lambda: stream.__anext__())
 
     async def head(self, key: str) -> dict[str, Any] | None:
         """The object's metadata, None if there is none."""
         try:
-            meta: dict[str, Any] = await self._call(key, self._ob.head_async(self.store, key))
+            meta: dict[str, Any] = await self._call(
+                key, lambda: self._ob.head_async(self.store, key))
         except KeyMissing:
             return None
         return meta
 
     async def digest(self, key: str) -> tuple[int, str]:
         """Size and sha256 of the object at ``key``, streamed (KeyMissing if none)."""
-        result = await self._call(key, self._ob.get_async(self.store, key))
+        result = await self._call(key, lambda: self._ob.get_async(self.store, key))
         sha = hashlib.sha256()
         size = 0
         stream = result.stream(min_chunk_size=READ_BYTES)
         while True:
             try:
-                chunk = await self._call(key, stream.__anext__())
+                chunk = await self._call(key, lambda: stream.__anext__())
             except StopAsyncIteration:
                 break
             size += len(chunk)
@@ -142,7 +145,7 @@ class ObjectRequests:
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(KeyMissing):
-            await self._call(key, self._ob.delete_async(self.store, key))
+            await self._call(key, lambda: self._ob.delete_async(self.store, key))
 
 
 
@@ -205,7 +208,7 @@ class ObjectDestination(ObjectRequests):
         body = staged.body
         assert body is not None
         try:
-            result = await self._call(key, self._ob.put_async(self.store, key, body,
+            result = await self._call(key, lambda: self._ob.put_async(self.store, key, body,
                                                               mode="create"))
         except KeyExists:
             return await self._existing(staged, key)
@@ -229,7 +232,7 @@ class ObjectDestination(ObjectRequests):
                 raise InvalidBody(f"{key}: the uploaded object differs from the body "
                                   f"(size {size}, sha256 {sha[:12]}…)")
             try:
-                await self._call(key, self._ob.copy_async(self.store, tmp, key,
+                await self._call(key, lambda: self._ob.copy_async(self.store, tmp, key,
                                                           overwrite=False))
             except KeyExists:
                 return await self._existing(staged, key)
@@ -245,7 +248,7 @@ class ObjectDestination(ObjectRequests):
         else:  # opened here and closed here: obstore leaves a Path's file to the GC
             source = await anyio.to_thread.run_sync(open, staged.path, "rb")
         try:
-            await self._call(tmp, self._ob.put_async(
+            await self._call(tmp, lambda: self._ob.put_async(
                 self.store, tmp, source, use_multipart=staged.size > self.part_size,
                 chunk_size=self.part_size, max_concurrency=self.upload_parts))
         finally:
@@ -272,7 +275,7 @@ class ObjectDestination(ObjectRequests):
         removed = 0
         while True:
             try:
-                batch = await self._call("list", stream.__anext__())
+                batch = await self._call("list", lambda: stream.__anext__())
             except StopAsyncIteration:
                 return removed
             for meta in batch:
@@ -290,7 +293,7 @@ class ObjectDestination(ObjectRequests):
         """The object at ``rel`` as a local file (downloaded to the staging directory,
         removed on exit), positioned at 0."""
         key = self._key(rel)
-        result = await self._call(key, self._ob.get_async(self.store, key))
+        result = await self._call(key, lambda: self._ob.get_async(self.store, key))
         path = self.staging.run_dir / f"read-{secrets.token_hex(8)}"
         f = await anyio.to_thread.run_sync(open, path, "xb+")
         try:

@@ -80,7 +80,7 @@ class RemoteManifest:
         ob, store = self.dest._ob, self.dest.store
         tmp = local.with_name(local.name + f".pull-{secrets.token_hex(4)}")
         try:
-            result = await self.dest._call(self.key, ob.get_async(store, self.key))
+            result = await self.dest._call(self.key, lambda: ob.get_async(store, self.key))
         except KeyMissing:
             return False
         try:
@@ -104,7 +104,7 @@ class RemoteManifest:
         lock, so a run that lost its lock never overwrites the new holder's manifest)."""
         await self.renew()
         ob, store = self.dest._ob, self.dest.store
-        await self.dest._call(self.key, ob.put_async(store, self.key, local))  # streamed
+        await self.dest._call(self.key, lambda: ob.put_async(store, self.key, local))  # streamed
 
     # ------------------------------------------------------------------ lock
 
@@ -114,7 +114,7 @@ class RemoteManifest:
         info = LockInfo(socket.gethostname(), os.getpid(), secrets.token_hex(8),
                         self._now() + self.ttl)
         try:
-            result = await self.dest._call(self.lock_key, ob.put_async(
+            result = await self.dest._call(self.lock_key, lambda: ob.put_async(
                 store, self.lock_key, info.to_json(), mode="create"))
         except KeyExists:
             result = await self._take_over(info)
@@ -124,10 +124,10 @@ class RemoteManifest:
     async def _take_over(self, info: LockInfo) -> Any:
         ob, store = self.dest._ob, self.dest.store
         try:
-            got = await self.dest._call(self.lock_key, ob.get_async(store, self.lock_key))
+            got = await self.dest._call(self.lock_key, lambda: ob.get_async(store, self.lock_key))
             data = bytes(await got.bytes_async())
         except KeyMissing:  # released meanwhile: try once more to create it
-            return await self.dest._call(self.lock_key, ob.put_async(
+            return await self.dest._call(self.lock_key, lambda: ob.put_async(
                 store, self.lock_key, info.to_json(), mode="create"))
         held = LockInfo.from_json(data)
         if held is not None and held.expires > self._now():
@@ -135,7 +135,7 @@ class RemoteManifest:
                               f"{held.expires:%Y-%m-%d %H:%M:%S %Z}")
         etag = got.meta.get("e_tag")
         try:
-            return await self.dest._call(self.lock_key, ob.put_async(
+            return await self.dest._call(self.lock_key, lambda: ob.put_async(
                 store, self.lock_key, info.to_json(), mode={"e_tag": etag}))
         except KeyExists:
             raise LockedError(f"{self.uri}: another run took over the expired lock") from None
@@ -148,7 +148,7 @@ class RemoteManifest:
         info = LockInfo(self._info.host, self._info.pid, self._info.token,
                         self._now() + self.ttl)
         try:
-            result = await self.dest._call(self.lock_key, ob.put_async(
+            result = await self.dest._call(self.lock_key, lambda: ob.put_async(
                 store, self.lock_key, info.to_json(), mode={"e_tag": self._lock_etag}))
         except (KeyExists, KeyMissing):
             self._info = None
@@ -163,7 +163,7 @@ class RemoteManifest:
         token = self._info.token
         self._info = None
         try:
-            got = await self.dest._call(self.lock_key, ob.get_async(store, self.lock_key))
+            got = await self.dest._call(self.lock_key, lambda: ob.get_async(store, self.lock_key))
             held = LockInfo.from_json(bytes(await got.bytes_async()))
         except KeyMissing:
             return
