@@ -44,6 +44,7 @@ import anyio.to_thread
 
 from ...errors import InvalidBody, StorageError
 from ...zipcheck import check_zip, zip_problem
+from ..base import Received, Store, Stored
 from .backend import KeyExists, KeyMissing, translate
 from .settings import Connection
 from .staging import Staged, Staging
@@ -61,13 +62,10 @@ class ObjectConflict(StorageError):
 
 
 @dataclass(frozen=True, slots=True)
-class StoredObject:
-    """A file safely stored: its relative key, size and sha256 (the Store protocol's
-    ``Stored``), plus its URI and object key, and whether it was already there."""
+class StoredObject(Stored):
+    """A file safely stored: the Store protocol's ``Stored`` (relative key, size, sha256)
+    plus its URI and object key, and whether it was already there."""
 
-    rel: PurePosixPath
-    bytes: int
-    sha256: str
     uri: str
     key: str
     adopted: bool = False
@@ -176,8 +174,12 @@ class ObjectDestination(ObjectRequests):
         return await self.commit(await self.receive(rel, chunks,
                                                     expected_length=expected_length))
 
-    async def commit(self, staged: Staged) -> StoredObject:
+    async def commit(self, received: Received) -> StoredObject:
         """Store a received body at its final key (module docstring, steps 1-5)."""
+        if not isinstance(received, Staged):
+            received.discard()
+            raise TypeError("commit() takes what this destination's receive() returned")
+        staged = received
         try:
             await self._check_zip(staged)
             key = self._key(staged.rel)
@@ -326,3 +328,8 @@ class ObjectDestination(ObjectRequests):
         if got_size != size:
             return f"size {got_size} != {size}"
         return None if got == sha256.lower() else "sha256 mismatch"
+
+
+if TYPE_CHECKING:  # mypy checks that ObjectDestination keeps the Store protocol
+    def _is_a_store(dest: ObjectDestination) -> Store:
+        return dest
