@@ -20,6 +20,7 @@ import inspect
 import json
 import os
 import platform
+import signal
 import sys
 import time
 import traceback
@@ -247,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="run moe-backfill from this checkout (e.g. a git worktree of an "
                         "older commit) for a before/after comparison")
     args = p.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so servers, the delay helper and the network namespace
+    # are cleaned up (a background job ignores SIGINT).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.engine_src:
         os.environ["BENCH_ENGINE_SRC"] = str(args.engine_src.resolve())
     mods = modules()

@@ -161,16 +161,21 @@ def run_measured(cmd: list[str], *, cwd: Path | None = None, timeout: float = 18
                                 env=env)
         deadline = t0 + timeout
         hwm = 0
-        while True:
-            hwm = max(hwm, vm_hwm_kib(proc.pid))
-            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                proc.kill()
-                pid, status, ru = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.002)
+        try:
+            while True:
+                hwm = max(hwm, vm_hwm_kib(proc.pid))
+                pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.perf_counter() > deadline:
+                    proc.kill()
+                    pid, status, ru = os.wait4(proc.pid, 0)
+                    break
+                time.sleep(0.002)
+        except BaseException:  # interrupted: the client does not outlive the bench
+            proc.kill()
+            proc.wait()
+            raise
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)

@@ -7,7 +7,8 @@
  * program accepts it DELAY_US later, so every packet pays the delay in the kernel path,
  * whatever the client. The kernel numbers a queue's packets in order and the delay is
  * constant, so packets are released in arrival order with one batch verdict (accept
- * every id up to N) per wake-up. Only metadata is copied to user space. Prints
+ * every id up to N) per wake-up. Only metadata is copied to user space. It runs at
+ * real-time priority (SCHED_FIFO) so that a loaded machine does not stretch the delay. Prints
  * "ready" once the queue is bound; on SIGTERM/SIGINT prints its counts and exits.
  * Build: gcc -O2 -o nfq-delay nfq_delay.c -lnetfilter_queue
  * (apt-get install libnetfilter-queue-dev).
@@ -18,6 +19,7 @@
 #include <linux/netfilter.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -67,6 +69,10 @@ int main(int argc, char **argv) {
     int queue = atoi(argv[1]);
     delay_ns = (uint64_t)strtoull(argv[2], NULL, 10) * 1000u;
     prctl(PR_SET_TIMERSLACK, 1UL);
+    /* Real-time priority: on a busy machine a normal process is woken late, and every
+     * packet would be held for the delay plus the scheduler's backlog. */
+    struct sched_param sp = {.sched_priority = 20};
+    if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0) perror("nfq-delay: SCHED_FIFO (continuing)");
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
 
