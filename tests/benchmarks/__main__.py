@@ -128,6 +128,20 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The table as Markdown, the way the README shows it."""
+    head = ("| scenario | server | client | wall s | files/s | MB/s | CPU s / 1,000 files "
+            "| peak RSS MiB | % ideal | note |")
+    lines = [head, "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        cells = [r["scenario"], r["server"], r["client"], _num(r.get("wall_s"), ".2f"),
+                 _num(r.get("files_per_s"), ",.0f"), _num(r.get("mb_per_s"), ",.1f"),
+                 _num(r.get("cpu_s_per_1000"), ".3f"), _num(r.get("peak_rss_mib"), ",.0f"),
+                 _num(r.get("pct_ideal"), ".1f"), _note(r)]
+        lines.append("| " + " | ".join(c if c != "—" else "" for c in cells) + " |")
+    return "\n".join(lines)
+
+
 def _note(r: dict[str, Any]) -> str:
     parts = []
     if r.get("note"):
@@ -343,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(rows) + "\n")
     print(f"\nfigures written to {args.out}")
     return 1 if failures else 0
 
