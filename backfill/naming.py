@@ -34,7 +34,17 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\:*?\"<>|]")  # C0, DEL, C1, separat
 
 def report_filename(report: str, day: date) -> str:
     """``Report - test`` on 2021-02-17 → ``Report_-_test_20210217.zip`` (only spaces change)."""
-    return f"{report.replace(' ', '_')}_{day.isoformat().replace('-', '')}.zip"  # %Y: 999, not 0999
+    return filename_stem(report) + filename_suffix(day)
+
+
+def filename_stem(report: str) -> str:
+    """The part of a report's file names before the date: ``Report_-_test_``."""
+    return report.replace(" ", "_") + "_"
+
+
+def filename_suffix(day: date) -> str:
+    """The part of a file name from the date on: ``20210217.zip``."""
+    return day.isoformat().replace("-", "") + ".zip"  # %Y would give 999, not 0999
 
 
 def parse_filename(filename: str) -> tuple[str, date] | None:
