@@ -73,13 +73,13 @@ def module_rows(name: str, f: dict[str, Any]) -> list[dict[str, Any]]:
                  "files": f["tasks"], "files_per_s": f["tasks_per_s"],
                  "cpu_s_per_1000": round(f["tasks_s"] / f["tasks"] * 1000, 4),
                  "peak_rss_mib": f["peak_rss_mib"],
-                 "note": f"tasks() {f['tasks_s']} s (target ≤ 5 s), summarize "
+                 "note": f"tasks() {f['tasks_s']} s (target ≤ 1 s), summarize "
                          f"{f['summarize_s']} s"}]
     if name == "manifest":
         return [{**row, "scenario": f"manifest load {f['lines']:,} lines",
                  "client": "load_manifest", "files": f["keys"],
                  "files_per_s": f["load_lines_per_s"], "peak_rss_mib": f["peak_rss_mib"],
-                 "note": f"load {f['load_s']} s (target ≤ 5 s); writer "
+                 "note": f"load {f['load_s']} s (target ≤ 2 s); writer "
                          f"{f['writer_records_per_s']:,} records/s"}]
     if name == "storage":
         return [{**row, "scenario": f"storage {f['small_files']:,} × 10 KiB",
