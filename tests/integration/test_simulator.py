@@ -106,8 +106,8 @@ async def test_success_is_a_valid_zip(sim: Simulator, session: aiohttp.ClientSes
     assert headers["Content-Type"] == "application/gzip"  # the real API's lie
     assert len(body) == 10 * 1024 == int(headers["Content-Length"])
     rows = csv_rows(body)
-    assert rows[0][:4] == ["campaign_id", "campaign_name", "channel", "platform"]
-    assert {"sent", "delivered", "impressions", "clicks", "conversions"} <= set(rows[0])
+    assert rows[0][:4] == ["Campaign ID", "Campaign Name", "Campaign Type", "Channel"]
+    assert {"All Platform Sent", "All Platform Clicks", "Conversions", "Revenue"} <= set(rows[0])
     assert len(rows) > 50 and all(len(r) == len(rows[0]) for r in rows)
     assert body == sim.expected_body("ACME01", fn)
     assert sim.counters.requests["ACME01", fn, 200] == 1
@@ -129,7 +129,7 @@ async def test_names_with_reserved_and_non_ascii_characters(
     assert "%2F" in sim.url("ACME01", fn) and "%25" in sim.url("ACME01", fn)
     status, _, body = await fetch(session, sim, "ACME01", fn)
     assert status == 200 and body == sim.expected_body("ACME01", fn)
-    assert csv_rows(body)[0][0] == "campaign_id"
+    assert csv_rows(body)[0][0] == "Campaign ID"
 
 
 async def test_weekly_report_on_its_day(sim: Simulator, session: aiohttp.ClientSession) -> None:
@@ -144,7 +144,7 @@ async def test_large_body_is_streamed_and_valid(
     sim.faults.sizes[fn] = size
     status, headers, body = await fetch(session, sim, "ACME01", fn)
     assert status == 200 and int(headers["Content-Length"]) == size == len(body)
-    assert csv_rows(body)[0][0] == "campaign_id"
+    assert csv_rows(body)[0][0] == "Campaign ID"
     assert (len(body), hashlib.sha256(body).hexdigest()) == sim.expected_digest("ACME01", fn)
     assert len(sim.cache) == 0  # streamed bodies are never held
 

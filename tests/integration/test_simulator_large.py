@@ -44,4 +44,4 @@ async def test_300_mb_body_streams_in_constant_memory(tmp_path: Path) -> None:
     with zipfile.ZipFile(out) as zf:
         assert zf.testzip() is None
         with zf.open(zf.namelist()[0]) as member:
-            assert member.readline().startswith(b"campaign_id,")
+            assert member.readline().startswith(b"Campaign ID,")

@@ -73,7 +73,7 @@ def test_streamed_form_uses_a_data_descriptor_and_is_valid() -> None:
     assert len(chunks) > 10 and max(len(c) for c in chunks) <= 512 * 1024
     assert len(body) == spec.size == body_length(spec)
     assert body[6] & 0x08  # general-purpose flag bit 3 in the local header
-    assert rows(body)[0][0] == "campaign_id"
+    assert rows(body)[0][0] == "Campaign ID"
     import hashlib
     assert digest(spec) == (len(body), hashlib.sha256(body).hexdigest())
     assert build_body(spec) == body
@@ -94,3 +94,40 @@ def test_cache_is_bounded_by_bytes() -> None:
     assert cache.hits == 1
     cache.get(specs[0])  # evicted earlier: built again, same bytes
     assert cache.misses == 5
+
+
+@pytest.mark.parametrize(("filename", "columns"), [
+    (NAME, {"Campaign Name", "All Platform Sent", "Revenue", "Sent At", "Date"}),
+    ("Weekly_email_report_20261126.zip", {"Email Sent", "Email Bounces", "CTR (%)"}),
+    ("Push_stats_20261126.zip", {"Android Sent", "iOS Sent", "Conversion Goal"}),
+])
+def test_each_report_kind_has_its_title_case_columns(filename: str, columns: set[str]) -> None:
+    table = rows(build_body(BodySpec(3, "A", filename, 50_000)))
+    assert columns <= set(table[0]) and table[0][0] == "Campaign ID"
+
+
+def test_realistic_cells_quoted_names_empties_dates_and_revenue_turning_decimal() -> None:
+    body = build_body(BodySpec(5, "A", NAME, 400_000))
+    table = rows(body)
+    head, data = table[0], table[1:]
+    col = {name: [r[i] for r in data] for i, name in enumerate(head)}
+    names = col["Campaign Name"]
+    assert any("," in n for n in names) and any('"' in n for n in names)
+    assert b'""' in body  # embedded quotes are escaped by doubling
+    assert "" in col["Conversions"]  # empty cells
+    assert set(col["Date"]) == {"2026-11-26"}
+    assert all(t.startswith("2026-11-26T") and (t.endswith("Z") or t[-6] in "+-")
+               for t in col["Sent At"])
+    revenue = col["Revenue"]
+    first_decimal = next(i for i, v in enumerate(revenue) if "." in v)
+    assert first_decimal == len(revenue) // 2 > 1000  # integral for the first half
+    assert all("." not in v for v in revenue[:first_decimal])
+    assert all("." in v for v in revenue[first_decimal:])
+
+
+def test_revenue_turns_decimal_after_16_blocks_in_large_bodies() -> None:
+    spec = BodySpec(0, "A", NAME, STREAM_THRESHOLD + 1)
+    with zipfile.ZipFile(io.BytesIO(build_body(spec))) as zf, zf.open(zf.namelist()[0]) as f:
+        revenue = [r[-1] for r in csv.reader(io.TextIOWrapper(f, "utf-8"))][1:]
+    first_decimal = next(i for i, v in enumerate(revenue) if "." in v)
+    assert first_decimal == 16 * 1024 and len(revenue) > 2 * first_decimal
