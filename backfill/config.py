@@ -203,6 +203,13 @@ class RetrySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ExtractSettings:
+    """``[extract]``: ``enabled`` makes ``run`` convert each file to Parquet once durable."""
+
+    enabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     run: RunSettings
@@ -210,6 +217,7 @@ class Config:
     retry: RetrySettings
     workspaces: tuple[Workspace, ...]
     notify: NotifySettings = field(default_factory=NotifySettings)
+    extract: ExtractSettings = field(default_factory=ExtractSettings)
 
     def workspace(self, name: str) -> Workspace:
         for ws in self.workspaces:
@@ -229,7 +237,7 @@ _WS_KEYS = {f.name for f in fields(Workspace)}
 _WS_SHARED_KEYS = _WS_KEYS - {"name", "app_id"}  # also allowed in [defaults]
 _WS_CONCURRENCY = cast(int, next(f.default for f in fields(Workspace)
                                   if f.name == "concurrency"))
-_TOP_KEYS = {"run", "http", "retry", "defaults", "workspace", "notify"}
+_TOP_KEYS = {"run", "http", "retry", "defaults", "workspace", "notify", "extract"}
 _ENV = re.compile(r"\$\{([^}]*)\}")
 _NAME_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
 
@@ -584,6 +592,7 @@ def parse_config(
               "when several workspaces are configured, so their files stay apart")
     if not p.lines:
         _one_path_per_file(p, run.layout, workspaces)
+    extract = _extract(p, _table(p, raw, "extract"))
     notify_t = _table(p, raw, "notify")
     _unknown_keys(p, "[notify]", notify_t, set(NOTIFY_KEYS))
     notify = parse_notify(p, notify_t, None if env is None else
@@ -591,7 +600,16 @@ def parse_config(
     if p.lines:
         raise ConfigError(p.lines)
     return Config(path=path, run=run, http=http, retry=retry, workspaces=tuple(workspaces),
-                  notify=notify)
+                  notify=notify, extract=extract)
+
+
+def _extract(p: _Problems, t: Mapping[str, Any]) -> ExtractSettings:
+    _unknown_keys(p, "[extract]", t, {"enabled"})
+    enabled = t.get("enabled", False)
+    if not isinstance(enabled, bool):
+        p.add("[extract]", "enabled", f"must be true or false, got {_show(repr(enabled))}")
+        enabled = False
+    return ExtractSettings(enabled=enabled)
 
 
 def _run_settings(p: _Problems, t: Mapping[str, Any], base: Path) -> tuple[RunSettings, bool]:

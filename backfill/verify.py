@@ -1,11 +1,16 @@
 """``backfill verify``: re-hash every completed file; a missing or altered one is recorded
-failed, so the next run fetches it again (if its date is still inside the window)."""
+failed, so the next run fetches it again (if its date is still inside the window). Table
+files, if any were extracted, are re-hashed too (:mod:`.tables.check`); a bad one is
+converted again by the next ``extract``."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import PurePosixPath
 from typing import Any
+
+import anyio
+import anyio.to_thread
 
 from .clock import Clock
 from .config import Config
@@ -36,8 +41,14 @@ async def verify(config: Config, clock: Clock | None = None) -> dict[str, Any]:
                 http_status=None, request_id=None, error=f"verify: {problem}",
                 updated_at=clock.wall().strftime("%Y-%m-%dT%H:%M:%SZ"),
             ))
+        from .tables.check import verify_tables  # hashes only: no pyarrow needed
+
+        tables = await anyio.to_thread.run_sync(verify_tables, run.output_dir, manifest)
     await store.close()
-    return {"checked": checked, "ok": checked - len(bad), "bad": bad}
+    doc: dict[str, Any] = {"checked": checked, "ok": checked - len(bad), "bad": bad}
+    if tables is not None:
+        doc["tables"] = tables
+    return doc
 
 
 async def _problem(store: Store, rec: Record) -> str | None:

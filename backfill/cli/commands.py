@@ -32,6 +32,7 @@ from .argtypes import day, positive_int, seconds
 if TYPE_CHECKING:  # the engine stack is imported lazily: `plan` stays fast and light
     from ..engine import Backfill
     from ..summary import Summary
+    from ..tables.lane import Lane
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 75, 130
 
@@ -91,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
     _add_simulate(sub)
+    from ..tables.cli import add_parser as add_extract  # imports no pyarrow
+
+    add_extract(sub)
 
     demo = sub.add_parser("demo", help="a real backfill against the embedded simulator")
     demo.add_argument("--workspaces", type=positive_int, default=3)
@@ -212,24 +216,53 @@ def _cmd_run(args: argparse.Namespace) -> int:
           log_file=args.log_file, fmt=args.log_format, secrets=secrets_of(config))
     engine.subscribe(EventLog())
     engine.subscribe(progress)
+    lane = _tables_lane(config, engine)
     with progress:
-        summary = eventloop.run(_run_until_signal, engine)
+        summary = eventloop.run(_run_until_signal, engine, lane)
     monitor.after_run(args, config, summary, engine.manifest_path, engine.windows())
     if args.json:
-        _print_json(summary.document(run=True))
+        doc = summary.document(run=True)
+        if lane is not None:
+            doc["tables"] = lane.document()
+        _print_json(doc)
     elif not args.quiet:
         from .render import print_summary
 
         print_summary(summary)
-    return summary.exit_code
+        if lane is not None:
+            from ..tables.cli import print_lane
+
+            print_lane(lane)
+    return summary.exit_code  # a failed conversion never fails the run
 
 
-async def _run_until_signal(engine: Backfill) -> Summary:
+def _tables_lane(config: Config, engine: Backfill) -> Lane | None:
+    """``[extract] enabled``: the lane converting files as they complete (pyarrow checked
+    before anything is downloaded: a missing extra is exit 2)."""
+    if not config.extract.enabled:
+        return None
+    from ..tables import require
+    from ..tables.lane import Lane
+
+    require()
+    lane = Lane(config, engine.output_dir, engine.manifest_path)
+    engine.subscribe(lane.on_event)
+    return lane
+
+
+async def _run_until_signal(engine: Backfill, lane: Lane | None = None) -> Summary:
     """Run; the first SIGINT/SIGTERM stops cleanly (exit 130), a second one at once."""
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, engine)
-            summary = await engine.run()
+            async with anyio.create_task_group() as tables:
+                if lane is not None:
+                    tables.start_soon(lane.run)
+                try:
+                    summary = await engine.run()
+                finally:
+                    if lane is not None:
+                        lane.finish(drain=not engine.stopping)
             tg.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         raise first_error(group) from None
@@ -316,7 +349,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
               f"{len(result['bad'])} bad")
         for bad in result["bad"]:
             print(f"  {bad['path']}: {bad['reason']} — marked failed, the next run fetches it")
-    return EXIT_FAILED if result["bad"] else EXIT_OK
+        tables = result.get("tables")
+        if tables:
+            print(f"{tables['checked']} table files checked: {tables['ok']} ok, "
+                  f"{len(tables['bad'])} bad")
+            for bad in tables["bad"]:
+                print(f"  {bad['path']}: {bad['reason']} — the next extract converts it again")
+    tables_bad = (result.get("tables") or {}).get("bad")
+    return EXIT_FAILED if result["bad"] or tables_bad else EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -331,6 +371,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from ..tables.cli import run as run_extract
+
+    return run_extract(args)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from ..simulator.cli import run as run_simulator
 
@@ -339,7 +385,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "plan": _cmd_plan, "run": _cmd_run, "status": _cmd_status, "verify": _cmd_verify,
-    "simulate": _cmd_simulate, "demo": _cmd_demo,
+    "simulate": _cmd_simulate, "demo": _cmd_demo, "extract": _cmd_extract,
 }
 
 
