@@ -18,7 +18,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
@@ -38,11 +38,10 @@ from .naming import (
     safe_component,
 )
 from .proxy import ProxyTable
+from .schedule import DEFAULT_READY_BUFFER, Schedule, Timing, parse_clock, parse_duration
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 GIB = 1024**3
 MANIFEST_NAME = "manifest.jsonl"  # the manifest's default name, inside output_dir
-ScheduleKind = Literal["daily", "weekly", "monthly"]
 RedirectRule = Literal["refuse", "strip"]
 
 
@@ -106,45 +105,10 @@ class DateSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class Schedule:
-    """When a report is generated: ``daily``, ``weekly:<mon..sun>`` or ``monthly:<1..28>``."""
-
-    kind: ScheduleKind = "daily"
-    value: int = 0  # weekday 0=Monday for weekly; day of month for monthly
-
-    @classmethod
-    def parse(cls, text: str) -> Schedule:
-        t = text.strip().lower()
-        if t == "daily":
-            return cls()
-        kind, _, arg = t.partition(":")
-        if kind == "weekly" and arg in WEEKDAYS:
-            return cls("weekly", WEEKDAYS.index(arg))
-        if kind == "monthly" and arg.isdigit() and 1 <= int(arg) <= 28:
-            return cls("monthly", int(arg))
-        raise ValueError(
-            f"{text!r} is not a schedule (use 'daily', 'weekly:<mon..sun>' or 'monthly:<1..28>')"
-        )
-
-    def includes(self, day: date) -> bool:
-        if self.kind == "weekly":
-            return day.weekday() == self.value
-        if self.kind == "monthly":
-            return day.day == self.value
-        return True
-
-    def __str__(self) -> str:
-        if self.kind == "weekly":
-            return f"weekly:{WEEKDAYS[self.value]}"
-        if self.kind == "monthly":
-            return f"monthly:{self.value}"
-        return "daily"
-
-
-@dataclass(frozen=True, slots=True)
 class Report:
     name: str
     schedule: Schedule = field(default_factory=Schedule)
+    timing: Timing = field(default_factory=Timing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +123,7 @@ class Workspace:
     concurrency: int = 4
     rate: float | None = None  # requests per second, None = unlimited
     base_url: str | None = None
+    ready_buffer: timedelta = DEFAULT_READY_BUFFER  # default for its reports with an `at`
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,7 +368,74 @@ def _ca_bundle(p: _Problems, base: Path, http_t: Mapping[str, Any]) -> Path | No
     return path
 
 
-def _reports(p: _Problems, where: str, value: Any) -> tuple[Report, ...]:
+def _buffer(p: _Problems, where: str, key: str, value: Any) -> timedelta | None:
+    """A ready_buffer value ("30m", "2h", seconds), or None after reporting why not."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        p.add(where, key, f"must be a duration like '30m' or '2h', got {value!r}")
+        return None
+    try:
+        got = parse_duration(str(value))
+    except ValueError as exc:
+        p.add(where, key, str(exc))
+        return None
+    if got > timedelta(days=1):
+        p.add(where, key, f"{value!r} is longer than a day (files live 7 days from generation)")
+        return None
+    return got
+
+
+def _report_item(p: _Problems, where: str, i: int, item: Any,
+                 buffer: timedelta) -> tuple[str, str, Timing] | None:
+    """(name, schedule text, timing) of one ``reports`` entry, or None after reporting."""
+    if isinstance(item, str):
+        return item, "daily", Timing(buffer=buffer)
+    if not isinstance(item, dict):
+        p.add(where, f"reports[{i}]", f"must be a name or {{name, schedule}}, got {item!r}")
+        return None
+    _unknown_keys(p, f"{where} reports[{i}]", item, {"name", "schedule", "at", "ready_buffer"})
+    name, sched, at = item.get("name"), item.get("schedule", "daily"), item.get("at")
+    if not isinstance(name, str):
+        p.add(where, f"reports[{i}].name", "is required and must be a string")
+        return None
+    if not isinstance(sched, str):
+        p.add(where, f"reports[{i}].schedule", f"must be a string, got {sched!r}")
+        return None
+    clock = None
+    if at is not None:
+        try:
+            clock = _clock(at)
+        except ValueError as exc:
+            p.add(where, f"reports[{i}].at", str(exc))
+            return None
+    if "ready_buffer" in item:
+        own = _buffer(p, where, f"reports[{i}].ready_buffer", item["ready_buffer"])
+        if own is None:
+            return None
+        buffer = own
+    return name, sched, Timing(at=clock, buffer=buffer)
+
+
+def _clock(value: Any) -> time:
+    """``at``: "09:00", or TOML's own local time (``at = 09:00:00``)."""
+    if isinstance(value, time) and value.tzinfo is None and not value.second:
+        return value.replace(microsecond=0)
+    if isinstance(value, str):
+        return parse_clock(value)
+    raise ValueError(f"{value!r} is not a time of day (use \"HH:MM\", e.g. \"09:00\")")
+
+
+def _report_name_problem(name: str) -> str | None:
+    if not name.strip():
+        return "report name is empty"
+    if re.search(r"[\x00-\x1f\x7f]", name):
+        return "report name contains control characters"
+    if len(name.encode()) > 250:
+        return "report name is longer than 250 bytes"
+    return None
+
+
+def _reports(p: _Problems, where: str, value: Any,
+             buffer: timedelta = DEFAULT_READY_BUFFER) -> tuple[Report, ...]:
     if not isinstance(value, list):
         p.add(where, "reports", f"must be a list of report names, got {value!r}")
         return ()
@@ -413,29 +445,13 @@ def _reports(p: _Problems, where: str, value: Any) -> tuple[Report, ...]:
     out: list[Report] = []
     seen: dict[str, str] = {}  # local path component -> report name
     for i, item in enumerate(value):
-        if isinstance(item, str):
-            name, sched = item, "daily"
-        elif isinstance(item, dict):
-            _unknown_keys(p, f"{where} reports[{i}]", item, {"name", "schedule"})
-            raw_name, sched = item.get("name"), item.get("schedule", "daily")
-            if not isinstance(raw_name, str):
-                p.add(where, f"reports[{i}].name", "is required and must be a string")
-                continue
-            name = raw_name
-            if not isinstance(sched, str):
-                p.add(where, f"reports[{i}].schedule", f"must be a string, got {sched!r}")
-                continue
-        else:
-            p.add(where, f"reports[{i}]", f"must be a name or {{name, schedule}}, got {item!r}")
+        parsed = _report_item(p, where, i, item, buffer)
+        if parsed is None:
             continue
-        if not name.strip():
-            p.add(where, f"reports[{i}]", "report name is empty")
-            continue
-        if re.search(r"[\x00-\x1f\x7f]", name):
-            p.add(where, f"reports[{i}]", "report name contains control characters")
-            continue
-        if len(name.encode()) > 250:
-            p.add(where, f"reports[{i}]", "report name is longer than 250 bytes")
+        name, sched, timing = parsed
+        problem = _report_name_problem(name)
+        if problem:
+            p.add(where, f"reports[{i}]", problem)
             continue
         local = safe_component(name)
         if local in seen:
@@ -445,7 +461,7 @@ def _reports(p: _Problems, where: str, value: Any) -> tuple[Report, ...]:
             continue
         seen[local] = name
         try:
-            out.append(Report(name, Schedule.parse(sched)))
+            out.append(Report(name, Schedule.parse(sched), timing))
         except ValueError as exc:
             p.add(where, f"reports[{i}].schedule", str(exc))
     return tuple(out)
@@ -482,13 +498,21 @@ class _WorkspaceReader:
         concurrency = _int(p, self.at("concurrency"), self.merged, "concurrency",
                            _WS_CONCURRENCY)
         rate, base_url = self.rate(), self.base_url()
-        reports = _reports(p, self.at("reports"), self.merged.get("reports", []))
+        buffer = self.ready_buffer()
+        reports = _reports(p, self.at("reports"), self.merged.get("reports", []), buffer)
         return Workspace(
             name=name, app_id=app_id, data_center=data_center, api_key=Secret(api_key),
             secret_key=Secret(secret_key if secret_key is not None else api_key),
             timezone=timezone, reports=reports, concurrency=concurrency, rate=rate,
-            base_url=base_url,
+            base_url=base_url, ready_buffer=buffer,
         )
+
+    def ready_buffer(self) -> timedelta:
+        if "ready_buffer" not in self.merged:
+            return DEFAULT_READY_BUFFER
+        got = _buffer(self.p, self.at("ready_buffer"), "ready_buffer",
+                      self.merged["ready_buffer"])
+        return DEFAULT_READY_BUFFER if got is None else got
 
     def identity(self) -> tuple[str, str]:
         p, where, merged = self.p, self.where, self.merged

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -98,6 +98,9 @@ class Window:
     start: date
     end: date
     requested_start: date  # before the cap
+    # Wall time in the workspace's zone when planned; None when 'today' is pinned (a date
+    # names no hour, so every file of that date counts as generated).
+    now_local: datetime | None = None
 
     @property
     def dropped_days(self) -> int:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Final
 
 import pendulum
 
-from .config import Config, DateSpec, Report, Schedule, Workspace
+from .config import Config, DateSpec, Report, Workspace
 from .errors import ConfigError
 
 # Re-exported: the planner's words (they live in the neutral model).
@@ -28,7 +28,7 @@ from .model import Kind as Kind
 from .model import Task as Task
 from .model import Window as Window
 from .model import classify as classify
-from .naming import filename_stem, filename_suffix, report_filename
+from .naming import filename_stem, filename_suffix
 
 MAX_RANGE_DAYS = 90
 # 'today' and a range's last date must lie here, so that stepping a few days (or the
@@ -47,11 +47,18 @@ def todays(workspaces: Iterable[Workspace], now: datetime) -> dict[str, date]:
     return {ws.name: today_in(ws.timezone, now) for ws in workspaces}
 
 
-def window(ws: Workspace, today: date, start: DateSpec, end: DateSpec) -> Window:
+def local_now(tz: str, now: datetime) -> datetime:
+    """Wall time (naive) at instant ``now`` in time zone ``tz``."""
+    local = pendulum.instance(now).in_timezone(tz)
+    return datetime(local.year, local.month, local.day, local.hour, local.minute, local.second)
+
+
+def window(ws: Workspace, today: date, start: DateSpec, end: DateSpec,
+           now: datetime | None = None) -> Window:
     """Resolve a workspace's range and cap it to the latest 90 days."""
     s, e = start.resolve(today), end.resolve(today)
     capped = max(s, e - timedelta(days=MAX_RANGE_DAYS - 1))
-    return Window(ws, today, capped, e, s)
+    return Window(ws, today, capped, e, s, local_now(ws.timezone, now) if now else None)
 
 
 def windows(
@@ -61,8 +68,13 @@ def windows(
     start: DateSpec | None = None,
     end: DateSpec | None = None,
     only: Sequence[str] = (),
+    now: datetime | None = None,
 ) -> list[Window]:
-    """One window per selected workspace (all when ``only`` is empty)."""
+    """One window per selected workspace (all when ``only`` is empty).
+
+    ``now`` is the instant of planning, when known (not for a pinned ``--today``): a
+    report with an ``at`` hour is then not requested before ``at`` + ready_buffer.
+    """
     s, e = start or config.run.start, end or config.run.end
     chosen = [ws for ws in config.workspaces if not only or ws.name in only]
     for ws in chosen:
@@ -72,7 +84,7 @@ def windows(
             if not FIRST_DAY <= value <= LAST_DAY:
                 raise ConfigError(f"{config.path}: {what} {value} is outside the dates "
                                   f"moe-backfill handles ({FIRST_DAY} to {LAST_DAY})")
-    return [window(ws, today[ws.name], s, e) for ws in chosen]
+    return [window(ws, today[ws.name], s, e, now) for ws in chosen]
 
 
 def requestable(win: Window) -> Window:
@@ -80,7 +92,7 @@ def requestable(win: Window) -> Window:
     iterating it is cheap whatever the range."""
     start = max(win.start, win.today - timedelta(days=EXPIRY_DAYS))
     end = min(win.end, win.today)
-    return Window(win.workspace, win.today, start, end, win.requested_start)
+    return Window(win.workspace, win.today, start, end, win.requested_start, win.now_local)
 
 
 def tasks(wins: Sequence[Window]) -> Iterator[Task]:
@@ -108,9 +120,10 @@ def tasks(wins: Sequence[Window]) -> Iterator[Task]:
         for w, reps in zip(live, reports, strict=True):
             if w.start <= day <= w.end:
                 age = (w.today - day).days
-                active.append((w.workspace, reps, len(reps), age, classify(age)))
+                active.append((w.workspace, reps, len(reps), age, classify(age),
+                               w.now_local))
         for r in range(rounds):
-            for ws, reps, n, age, kind in active:
+            for ws, reps, n, age, kind, now_local in active:
                 if r < n:
                     report, stem, daily = reps[r]
                     if daily or report.schedule.includes(day):
@@ -120,7 +133,10 @@ def tasks(wins: Sequence[Window]) -> Iterator[Task]:
                         set_day(task, day)
                         set_fn(task, stem + suffix)
                         set_age(task, age)
-                        set_kind(task, kind)
+                        # before its at hour + ready_buffer a file is FUTURE, like a date
+                        # to come: never requested, never recorded
+                        ready = now_local is None or report.timing.ready(day, now_local)
+                        set_kind(task, kind if ready else Kind.FUTURE)
                         yield task
         day += one
 
@@ -128,11 +144,6 @@ def tasks(wins: Sequence[Window]) -> Iterator[Task]:
 # The slots' own setters, which a frozen dataclass's __setattr__ does not intercept.
 _TASK_SLOTS: Final = tuple(getattr(Task, f).__set__
                            for f in ("workspace", "report", "day", "filename", "age", "kind"))
-
-
-def make_task(ws: Workspace, report: Report, day: date, today: date) -> Task:
-    age = (today - day).days
-    return Task(ws, report, day, report_filename(report.name, day), age, classify(age))
 
 
 @dataclass(slots=True)
@@ -178,24 +189,23 @@ def summarize(wins: Sequence[Window]) -> list[WorkspacePlan]:
             rp.today += t.maybe_not_generated
     for w in wins:
         for rp in plans[w.workspace.name].reports:
-            rp.dropped = count_scheduled(rp.report.schedule, w.requested_start, w.start)
+            rp.dropped = rp.report.schedule.count(w.requested_start, w.start)
     return list(plans.values())
 
 
-def count_scheduled(schedule: Schedule, first: date, stop: date) -> int:
-    """Dates in ``[first, stop)`` on which ``schedule`` generates a file, without a loop.
+def next_ready(win: Window) -> tuple[datetime, Report] | None:
+    """The workspace's next file to become fetchable: its local ready time and report.
 
-    A start typed as 1026 instead of 2026 must not turn ``plan`` into an hours-long count.
+    "Next" is after the moment of planning; with a pinned 'today' (no hour known) every
+    file of that date counts as ready, so the answer lies on a later date. None when no
+    report will generate another file (one-time reports that are over).
     """
-    n = (stop - first).days
-    if n <= 0:
-        return 0
-    if schedule.kind == "weekly":
-        offset = (schedule.value - first.weekday()) % 7  # days to the first matching date
-        return 0 if offset >= n else (n - 1 - offset) // 7 + 1
-    if schedule.kind == "monthly":
-        last = stop - timedelta(days=1)
-        lo = first.year * 12 + first.month - 1 + (first.day > schedule.value)
-        hi = last.year * 12 + last.month - 1 - (last.day < schedule.value)
-        return max(0, hi - lo + 1)
-    return n
+    now = win.now_local or datetime.combine(win.today, time.max)
+    best: tuple[datetime, Report] | None = None
+    for report in win.workspace.reports:
+        day = report.schedule.next_on_or_after(win.today - timedelta(days=1))
+        while day is not None and report.timing.ready_at(day) <= now:
+            day = report.schedule.next_on_or_after(day + timedelta(days=1))
+        if day is not None and (best is None or report.timing.ready_at(day) < best[0]):
+            best = (report.timing.ready_at(day), report)
+    return best

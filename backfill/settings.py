@@ -70,7 +70,9 @@ def resolve_run(config: Config, options: Options, now: datetime) -> ResolvedRun:
         raise ConfigError(f"--manifest {manifest}: must not end in "
                           f"'{TEMP_SUFFIX}' (the stale-download sweep would delete it)")
     today = resolve_today(config, o.today, now)
-    wins = windows(config, today, start=o.start, end=o.end, only=o.workspaces)
+    # A pinned today names a date, not an hour: then every file of it counts as generated.
+    wins = windows(config, today, start=o.start, end=o.end, only=o.workspaces,
+                   now=None if o.today else now)
     return ResolvedRun(
         config=config, output_dir=output_dir, manifest=manifest,
         concurrency=o.concurrency or run.concurrency,

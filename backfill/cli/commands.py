@@ -23,9 +23,10 @@ import anyio
 from .. import __version__, eventloop
 from ..config import Config, DateSpec, load_config
 from ..errors import BackfillError, ConfigError, first_error
+from ..model import Window
 from ..monitor import commands as monitor
 from ..monitor.commands import add_check_args, add_metrics_arg, add_plan_args, plan_warnings
-from ..planner import WorkspacePlan, summarize
+from ..planner import WorkspacePlan, next_ready, summarize
 from ..settings import Options, check_range, check_workspaces, resolve_run
 from .argtypes import day, positive_int, seconds
 
@@ -148,6 +149,15 @@ def _add_range_args(p: argparse.ArgumentParser) -> None:
                    help="only this workspace (repeatable)")
 
 
+def _next_ready(win: Window) -> dict[str, str] | None:
+    """When the workspace's next file becomes fetchable (local wall time), for plan."""
+    found = next_ready(win)
+    if found is None:
+        return None
+    when, report = found
+    return {"report": report.name, "at": when.isoformat(timespec="minutes")}
+
+
 def plan_document(plans: Sequence[WorkspacePlan]) -> dict[str, Any]:
     """The stable JSON document of ``backfill plan --json`` (README: 'Plan JSON')."""
     keys = ("dates", "fetch", "boundary", "expired", "future", "today", "dropped")
@@ -163,12 +173,16 @@ def plan_document(plans: Sequence[WorkspacePlan]) -> dict[str, Any]:
                 totals[k] += getattr(rp, k)
             row["first_date"] = rp.first.isoformat() if rp.first else None
             row["last_date"] = rp.last.isoformat() if rp.last else None
+            timing = rp.report.timing
+            row["at"] = timing.at.strftime("%H:%M") if timing.at else None
+            row["ready_buffer_s"] = int(timing.buffer.total_seconds()) if timing.at else 0
             reports.append(row)
         out.append({
             "name": w.workspace.name, "app_id": w.workspace.app_id,
             "timezone": w.workspace.timezone, "today": w.today.isoformat(),
             "start": w.start.isoformat(), "end": w.end.isoformat(),
             "dropped_days": w.dropped_days, "reports": reports,
+            "next_ready": _next_ready(w),
         })
     return {"version": 1, "totals": totals, "workspaces": out}
 

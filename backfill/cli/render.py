@@ -50,6 +50,11 @@ def print_plan(doc: dict[str, Any], out: Console | None = None) -> None:
         f"(never requested), {t['future']} not generated yet, {t['dropped']} dropped by the "
         "90-day cap."
     )
+    for ws in doc["workspaces"]:
+        nxt = ws.get("next_ready")
+        if nxt:
+            out.print(f"{escape(ws['name'])}: next file {escape(nxt['report'])} fetchable from "
+                      f"{nxt['at'].replace('T', ' ')} ({ws['timezone']})")
 
 
 def _size(n: int) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,10 @@ SECRETS = ("MOE_ACME_API_KEY", "MOE_ACME_SECRET", "MOE_GLOBEX_API_KEY")
 # globex-us has "Daily campaign summary" (daily) and "Monthly push" (monthly:1).
 REPORTS = {
     "acme-eu": [("Daily campaign summary", "daily"), ("Weekly email", "weekly:mon")],
+    # "Weekly email" is generated at 09:00 (Berlin); the others have no hour set
     "globex-us": [("Daily campaign summary", "daily"), ("Monthly push", "monthly:1")],
 }
+AT = {"Weekly email": "09:00"}
 APP_IDS = {"acme-eu": "ACME01", "globex-us": "GLOBEX7"}
 ZONES = {"acme-eu": "Europe/Berlin", "globex-us": "America/New_York"}
 
@@ -70,6 +72,19 @@ def expected_report(schedule: str, start: date, end: date, today: date) -> dict[
     }
 
 
+def expected_next(name: str, today: date) -> dict[str, str]:
+    """With 'today' pinned every file of today counts as ready: the next is on a later
+    date, at its report's hour plus the default 30-minute buffer (midnight without one)."""
+    def ready(report: str, schedule: str) -> datetime:
+        later = (today + timedelta(n) for n in range(1, 40))
+        day = next(d for d in later if on_schedule(schedule, d))
+        if report not in AT:
+            return datetime.combine(day, datetime.min.time())
+        return datetime.fromisoformat(f"{day}T{AT[report]}") + timedelta(minutes=30)
+    when, report = min((ready(r, s), r) for r, s in REPORTS[name])
+    return {"report": report, "at": when.isoformat(timespec="minutes")}
+
+
 def expected_doc(start: date, end: date, today: date,
                  names: tuple[str, ...] = ("acme-eu", "globex-us")) -> dict[str, Any]:
     workspaces = []
@@ -80,8 +95,10 @@ def expected_doc(start: date, end: date, today: date,
             "today": today.isoformat(),
             "start": max(start, end - timedelta(89)).isoformat(), "end": end.isoformat(),
             "dropped_days": max(0, span - 90),
-            "reports": [{"name": r, **expected_report(s, start, end, today)}
+            "reports": [{"name": r, **expected_report(s, start, end, today),
+                         "at": AT.get(r), "ready_buffer_s": 1800 if r in AT else 0}
                         for r, s in REPORTS[name]],
+            "next_ready": expected_next(name, today),
         })
     keys = ("dates", "fetch", "boundary", "expired", "future", "today", "dropped")
     totals = {k: sum(r[k] for w in workspaces for r in w["reports"]) for k in keys}
@@ -108,10 +125,10 @@ def test_example_plan_json_is_stable(capsys: pytest.CaptureFixture[str]) -> None
                                    "dropped"]
     ws = doc["workspaces"][0]
     assert list(ws) == ["name", "app_id", "timezone", "today", "start", "end", "dropped_days",
-                        "reports"]
+                        "reports", "next_ready"]
     assert list(ws["reports"][0]) == ["name", "schedule", "dates", "fetch", "boundary",
                                       "expired", "future", "today", "dropped", "first_date",
-                                      "last_date"]
+                                      "last_date", "at", "ready_buffer_s"]
     assert run_json(capsys, "--today", "2026-11-27") == doc  # deterministic
 
 

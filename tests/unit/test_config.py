@@ -229,9 +229,9 @@ CASES: dict[str, tuple[str, list[str]]] = {
         WS_ACME.replace('["Daily"]', '[{ name = "Weekly", schedule = "weekly:monday" }]'),
         ["[[workspace]] #1 (acme)", "reports[0].schedule", "weekly:monday", "weekly:<mon..sun>"],
     ),
-    "monthly day beyond 28": (
-        WS_ACME.replace('["Daily"]', '["Daily", { name = "M", schedule = "monthly:29" }]'),
-        ["reports[1].schedule", "monthly:29"],
+    "monthly day beyond 31": (
+        WS_ACME.replace('["Daily"]', '["Daily", { name = "M", schedule = "monthly:32" }]'),
+        ["reports[1].schedule", "monthly:32"],
     ),
     "monthly day 0": (
         WS_ACME.replace('["Daily"]', '[{ name = "M", schedule = "monthly:0" }]'),

@@ -55,7 +55,11 @@ def scheduled(schedule: str, day: date) -> bool:
     kind, arg = schedule.split(":")
     if kind == "weekly":
         return WEEKDAYS[day.weekday()] == arg
-    return day.day == int(arg)
+    if kind == "once":
+        return day.isoformat() in arg.split(",")
+    last_of_month = (day + timedelta(1)).month != day.month
+    wanted = 31 if arg == "last" else int(arg)
+    return day.day == wanted or (last_of_month and day.day < wanted)
 
 
 def expected_kind(age: int) -> Kind:
@@ -101,7 +105,10 @@ class Spec:
 schedules = st.one_of(
     st.just("daily"),
     st.sampled_from(WEEKDAYS).map(lambda d: f"weekly:{d}"),
-    st.integers(1, 28).map(lambda n: f"monthly:{n}"),
+    st.integers(1, 31).map(lambda n: f"monthly:{n}"),
+    st.just("monthly:last"),
+    st.lists(st.dates(date(2025, 6, 1), date(2027, 1, 31)), min_size=1, max_size=4).map(
+        lambda ds: "once:" + ",".join(d.isoformat() for d in ds)),
 )
 date_specs = st.one_of(
     st.dates(date(2025, 6, 1), date(2026, 12, 31)).map(lambda d: d.isoformat()),
@@ -233,7 +240,7 @@ def test_cap_keeps_the_latest_90_days() -> None:
 def test_count_scheduled_matches_counting_day_by_day(first: date, n: int, schedule: str) -> None:
     stop = first + timedelta(n)
     expected = sum(scheduled(schedule, d) for d in days(first, stop - timedelta(1))) if n > 0 else 0
-    assert planner.count_scheduled(Schedule.parse(schedule), first, stop) == expected
+    assert Schedule.parse(schedule).count(first, stop) == expected
 
 
 def test_a_start_centuries_back_is_counted_without_walking_every_day() -> None:
