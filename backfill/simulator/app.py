@@ -275,7 +275,8 @@ class Simulator(Listener):
             return status_response(f, 429, wait), 429
         problem = check_file(entry, filename, self.clock.today(entry.zone),
                              boundary_available=f.boundary_available,
-                             today_generated=f.today_generated)
+                             today_generated=f.today_generated,
+                             now_local=self.clock.now_local(entry.zone))
         if problem is None and missing(f, self.seed, app_id, filename):
             problem = MSG_MISSING
         if problem is not None:

@@ -78,9 +78,12 @@ class Catalog:
 
 def check_file(
     entry: Entry, filename: str, today: date, *, boundary_available: bool = False,
-    today_generated: bool = True,
+    today_generated: bool = True, now_local: datetime | None = None,
 ) -> str | None:
     """The 400 message for ``filename`` in this workspace on ``today``, or None if it exists.
+
+    ``now_local`` (the workspace's wall time, when the clock knows one) holds back a
+    report with an ``at`` hour until that hour: the server has no ready_buffer.
 
     The missing-file fraction is decided apart (it needs the seed): see ``faults.missing``.
     """
@@ -99,6 +102,9 @@ def check_file(
     if age > EXPIRY_DAYS or (age == EXPIRY_DAYS and not boundary_available):
         return MSG_EXPIRED
     if age == 0 and not today_generated:
+        return MSG_NOT_YET
+    at = report.timing.at
+    if at is not None and now_local is not None and now_local < datetime.combine(day, at):
         return MSG_NOT_YET
     return None
 
@@ -123,6 +129,12 @@ class Clock:
         if now is not None and now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
         self._date, self._now = None, now
+
+    def now_local(self, zone: ZoneInfo) -> datetime | None:
+        """Wall time (naive) in ``zone``; None when only a date is pinned."""
+        if self._date is not None:
+            return None
+        return (self._now or datetime.now(UTC)).astimezone(zone).replace(tzinfo=None)
 
     def today(self, zone: ZoneInfo) -> date:
         if self._date is not None:
