@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-PURE = ["backfill.model", "backfill.planner", "backfill.policy", "backfill.naming",
+PURE = ["backfill.model", "backfill.schedule", "backfill.planner", "backfill.policy",
+        "backfill.naming",
         "backfill.signing", "backfill.journal.record", "backfill.journal.batching"]
 IO = ["aiohttp", "anyio", "backfill.store", "backfill.engine", "backfill.client",
       "backfill.journal.lock", "backfill.journal.writer", "fcntl"]  # (pendulum loads ctypes)
