@@ -153,11 +153,13 @@ def parse_clock(text: str) -> time:
 def parse_duration(text: str) -> timedelta:
     """``90s``, ``30m``, ``2h``, ``1h30m`` or a number of seconds → timedelta."""
     t = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", t):
+    if re.fullmatch(r"\d{1,9}(\.\d+)?", t):  # at most ~30 years: no OverflowError
         return timedelta(seconds=float(t))
     m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", t)
     if not t or not m:
         raise ValueError(f"{text!r} is not a duration (use e.g. '90s', '30m', '2h' or '1h30m')")
+    if any(g and len(g) > 6 for g in m.groups()):
+        raise ValueError(f"{text!r} is too long a duration")
     h, mi, s = (int(g) if g else 0 for g in m.groups())
     return timedelta(hours=h, minutes=mi, seconds=s)
 

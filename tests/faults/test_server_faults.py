@@ -134,8 +134,12 @@ async def test_a_fault_on_every_attempt_fails_the_file_with_its_reason(
     max_attempts = 3
     # A high breaker threshold: each file exhausts its own attempts (the breaker has its
     # own tests below), so the reason recorded is the fault's own.
+    # Short timeouts only where a timeout is the fault: elsewhere a slow, loaded machine
+    # must not turn one attempt at a too-large body into a timeout and a retry.
+    slow = fault in ("stall_headers", "stall_body", "drip")
+    http = {} if slow else {"read_timeout_s": 10, "file_timeout_s": 30}
     config = config_for(tmp_path, retry={"max_attempts": max_attempts,
-                                         "breaker_threshold": 1000})
+                                         "breaker_threshold": 1000}, http=http)
     async with run_simulator(config, today=TODAY) as other, \
             run_simulator(config, today=TODAY) as sim:
         sim.faults = faults_for(config, fault, FOREVER, redirect_to=other.base_url)

@@ -147,11 +147,16 @@ def test_long_names_are_cut_with_a_hash_and_keep_their_extension() -> None:
     assert out.startswith("é" * 10)
 
 
+SAFE = st.characters(categories=("L", "N"))
+
+
 @settings(max_examples=200, deadline=None)
-@given(prefix=st.text(min_size=1), a=st.text(min_size=1, max_size=20),
-       b=st.text(min_size=1, max_size=20))
+@given(prefix=st.text(min_size=1), a=st.text(SAFE, min_size=1, max_size=20),
+       b=st.text(SAFE, min_size=1, max_size=20))
 def test_distinct_long_names_stay_distinct(prefix: str, a: str, b: str) -> None:
-    # Same first 200+ bytes, different tails: the cut alone would merge them.
+    # Same first 200+ bytes, different tails: the cut alone would merge them. The tails
+    # are made of characters kept as they are: ':' and '"' both become '_', so names that
+    # differ only there are one local name (config refuses such a pair of reports).
     head = (prefix * (210 // len(prefix.encode()) + 1))
     if a == b:
         b = a + "x"

@@ -113,7 +113,8 @@ def test_durations(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "30 minutes", "h", "-5m", "1d"])
+@pytest.mark.parametrize("text", ["", "30 minutes", "h", "-5m", "1d", "1" + "0" * 30,
+                                  "9999999999h"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
