@@ -33,6 +33,7 @@ from .naming import (
     TEMP_SUFFIX,
     check_layout,
     layout_fields,
+    parse_filename,
     render_path,
     report_filename,
     safe_component,
@@ -238,6 +239,7 @@ _SECRET_KEYS = frozenset({"api_key", "secret_key", "webhook"})
 # UPPER_CASE with an underscore (MOE_ACME_API_KEY), or without digits (TOKEN): a key
 # pasted into ${} rarely looks like that.
 _CONVENTIONAL_VAR = re.compile(r"(?=.{1,64}$)(?:[A-Z_]*_[A-Z0-9_]*|[A-Z]+)")
+_BARE_VAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _MASKED = "not shown: it does not look like a variable name, so it may be a pasted key"
 
 
@@ -261,8 +263,21 @@ def _interpolate(p: _Problems, where: str, key: str, value: str, env: Mapping[st
             p.add(where, key, f"environment variable {var} is not set" if not masked
                   else f"the environment variable in '${{…}}' is not set ({_MASKED})")
             return ""
+        if key in _SECRET_KEYS and not env[var].strip():
+            p.add(where, key, f"environment variable {var} is set but empty" if not masked
+                  else f"the environment variable in '${{…}}' is set but empty ({_MASKED})")
         return env[var]
 
+    bare = _BARE_VAR.fullmatch(value.strip())
+    if key in _SECRET_KEYS and bare:
+        # "$MOE_KEY" would be sent as the key itself and fail later as 401s
+        var = bare.group(1)
+        shown = (f"'{value.strip()}' is" if _CONVENTIONAL_VAR.fullmatch(var)
+                 else f"this value ({_MASKED}) is")
+        p.add(where, key, f"{shown} a shell-style reference, which is not expanded: "
+              f"write \"${{{var if _CONVENTIONAL_VAR.fullmatch(var) else 'VAR'}}}\" (with "
+              "braces) to read it from the environment")
+        return ""
     return _ENV.sub(sub, value)
 
 
@@ -453,6 +468,10 @@ def _reports(p: _Problems, where: str, value: Any,
         if problem:
             p.add(where, f"reports[{i}]", problem)
             continue
+        pasted = _report_name_problem(name)
+        if pasted:
+            p.add(where, f"reports[{i}]", pasted)
+            continue
         local = safe_component(name)
         if local in seen:
             p.add(where, f"reports[{i}]", f"report {name!r} is listed twice" if seen[local] == name
@@ -465,6 +484,29 @@ def _reports(p: _Problems, where: str, value: Any,
         except ValueError as exc:
             p.add(where, f"reports[{i}].schedule", str(exc))
     return tuple(out)
+
+
+def data_center(value: Any) -> str | None:
+    """``2``, ``"2"`` and ``"02"`` are all data center ``"02"``; None when unknown."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    dc = f"{int(text):02d}" if text.isascii() and text.isdigit() else text
+    return dc if dc in DATA_CENTERS else None
+
+
+def _report_name_problem(name: str) -> str | None:
+    """A file name pasted where the report name goes (``Daily_summary_20261201.zip``)."""
+    parsed = parse_filename(name)
+    if parsed is not None:
+        return (f"report {name!r} is a file name, not a report name: use "
+                f"{parsed[0]!r} (without the date and .zip; with spaces where the "
+                "dashboard's name has them)")
+    if name.lower().endswith(".zip"):
+        return f"report {name!r} ends in .zip: use the report's name as the dashboard shows it"
+    return None
 
 
 class _WorkspaceReader:
@@ -494,6 +536,11 @@ class _WorkspaceReader:
                   "is required (use \"${ENV_VAR}\" to keep it out of the file)")
             api_key = ""
         secret_key = self.secret("secret_key")
+        for key in ("api_key", "secret_key"):
+            v = self.merged.get(key)
+            if isinstance(v, str) and not v.strip():
+                p.add(self.at(key), key,
+                      "is empty (use \"${ENV_VAR}\" to read it from the environment)")
         timezone = self.timezone()
         concurrency = _int(p, self.at("concurrency"), self.merged, "concurrency",
                            _WS_CONCURRENCY)
@@ -533,12 +580,12 @@ class _WorkspaceReader:
 
     def data_center(self) -> str:
         dc_raw = self.merged.get("data_center", "01")
-        dc = (f"{dc_raw:02d}" if isinstance(dc_raw, int) and not isinstance(dc_raw, bool)
-              else dc_raw)
-        if dc not in DATA_CENTERS:
+        dc = data_center(dc_raw)
+        if dc is None:
             self.p.add(self.at("data_center"), "data_center", f"unknown data center {dc_raw!r} "
-                       f"(known: {', '.join(DATA_CENTERS)})")
-        return str(dc)
+                       "(the number in your dashboard's address, dashboard-NN; known: "
+                       f"{', '.join(DATA_CENTERS)})")
+        return dc or "01"
 
     def secret(self, key: str) -> str | None:
         v = self.merged.get(key)

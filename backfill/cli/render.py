@@ -96,6 +96,14 @@ def _counts_table(summary: Summary, title: str, *, run: bool) -> Table:
     return table
 
 
+# Failures that a plain re-run repeats: the reason says what to change first.
+SETUP_REASONS = ("certificate verify failed", "proxy refused")
+
+
+def _files(n: int) -> str:
+    return f"{n} file{'s' if n != 1 else ''}"
+
+
 def next_step(summary: Summary, now: datetime) -> str:
     """The one sentence a user needs after a run."""
     totals = summary.totals
@@ -104,9 +112,16 @@ def next_step(summary: Summary, now: datetime) -> str:
     if summary.error:
         return f"Stopped: {summary.error}. Fix it and run the same command again."
     parts = []
-    if totals["failed"]:
-        parts.append(f"{totals['failed']} file{'s' if totals['failed'] != 1 else ''} failed: "
-                     "run the same command again to retry them")
+    auth = summary.failures.get("auth", 0)
+    setup = sum(n for reason, n in summary.failures.items() if reason.startswith(SETUP_REASONS))
+    if auth:
+        parts.append(f"{_files(auth)} rejected as unauthorized (401/403): fix api_key/"
+                     "secret_key, then re-run")
+    if setup:
+        parts.append(f"{_files(setup)} failed on TLS or the proxy: fix [http] ca_bundle/proxy "
+                     "as the reason says, then re-run")
+    if rest := totals["failed"] - auth - setup:
+        parts.append(f"{_files(rest)} failed: run the same command again to retry them")
     if totals["pending"]:
         parts.append(f"{totals['pending']} not generated yet (pending): a later run fetches them")
     risky = [r for r in summary.at_risk if r.expires_at > now]

@@ -138,6 +138,18 @@ def test_next_step_names_failures_pending_and_expiry() -> None:
     assert "resume" in next_step(interrupted, now)
 
 
+def test_next_step_after_auth_or_tls_failures_says_what_to_fix_first() -> None:
+    now = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)
+    s = _summary(completed=1, failed=6)
+    s.failures.update({"auth": 4, "certificate verify failed for h (x): set ca_bundle": 1,
+                       "http 503": 1})
+    text = next_step(s, now)
+    assert "4 files rejected as unauthorized (401/403): fix api_key/secret_key, then re-run" \
+        in text
+    assert "1 file failed on TLS or the proxy: fix [http] ca_bundle/proxy" in text
+    assert "1 file failed: run the same command again to retry them" in text
+
+
 def test_summary_output_groups_failures_by_reason(capsys: pytest.CaptureFixture[str]) -> None:
     from backfill.cli.render import print_summary
 

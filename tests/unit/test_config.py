@@ -269,6 +269,22 @@ CASES: dict[str, tuple[str, list[str]]] = {
         WS_ACME + 'base_url = "ftp://example.com"\n',
         ["[[workspace]] #1 (acme)", "base_url", "http(s) URL"],
     ),
+    "report name pasted as a file name": (
+        WS_ACME.replace('["Daily"]', '["Daily_campaign_summary_20261201.zip"]'),
+        ["reports[0]", "is a file name", "use 'Daily_campaign_summary'"],
+    ),
+    "report name ending in .zip": (
+        WS_ACME.replace('["Daily"]', '["Daily summary.zip"]'),
+        ["reports[0]", "ends in .zip"],
+    ),
+    "empty api_key": (
+        WS_ACME.replace('"k-acme"', '""'),
+        ["[[workspace]] #1 (acme) api_key", "is empty"],
+    ),
+    "data center that does not exist": (
+        WS_ACME + "data_center = 7\n",
+        ["data_center", "unknown data center 7", "dashboard-NN"],
+    ),
     "unsupported proxy scheme": (
         '[http]\nproxy = "socks5://u:hunter2@p:1080"\n' + WS_ACME,
         ["[http]", "proxy", "socks5:// proxies are not supported", "u:***@"],
@@ -588,7 +604,8 @@ def test_secret_key_defaults_to_api_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("2", "02"), ("1", "01"), ("101", "101"),
-                                               ('"06"', "06"), ('"101"', "101")])
+                                               ('"06"', "06"), ('"101"', "101"),
+                                               ('"2"', "02"), ('" 3 "', "03")])
 def test_data_center_as_int_or_string(tmp_path: Path, raw: str, expected: str) -> None:
     config = load_config(write(tmp_path, WS_ACME + f"data_center = {raw}\n"), env={})
     assert config.workspaces[0].data_center == expected
@@ -734,3 +751,30 @@ def test_http_proxy_and_ca_bundle_are_read(tmp_path: Path) -> None:
     assert config.http.proxy == "proxy.corp:3128"
     assert config.http.ca_bundle == tmp_path / "ca.pem"
     assert load_config(write(tmp_path, WS_ACME), env={}).http.proxy is None
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("$MOE_ACME_API_KEY", "'$MOE_ACME_API_KEY' is a shell-style reference, which is not "
+                          "expanded: write \"${MOE_ACME_API_KEY}\" (with braces)"),
+    ("$a1b2c3d4", "this value (not shown"),
+])
+def test_a_variable_without_braces_is_refused_at_load(tmp_path: Path, value: str,
+                                                      expected: str) -> None:
+    path = write(tmp_path, WS_ACME.replace('"k-acme"', f'"{value}"'))
+    for env in ({}, None):  # also for plan, which resolves no secrets
+        with pytest.raises(ConfigError) as info:
+            load_config(path, env=env or {}, secrets=env is not None)
+        (line,) = info.value.problems
+        assert "api_key" in line and expected in line
+        if "not shown" in expected:
+            assert "a1b2c3d4" not in line
+
+
+def test_a_variable_set_but_empty_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, SECRETS_TOML)
+    env = {"MOE_ACME_API_KEY": " ", "MOE_ACME_SECRET": "s", "MOE_GLOBEX_API_KEY": "g"}
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=env)
+    assert info.value.problems == [
+        f"{path}: [[workspace]] #1 (acme) api_key: environment variable MOE_ACME_API_KEY "
+        "is set but empty"]
