@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="what the manifest says: per workspace and status")
     status.add_argument("target", metavar="CONFIG|MANIFEST")
+    _add_path_args(status)
     status.add_argument("--json", action="store_true", help="one JSON document on stdout")
     status.add_argument("--grid", action="store_true",
                         help="(workspace, report) × date matrix, files at risk first")
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="re-hash completed files; queue bad ones again")
     verify.add_argument("config", help="path to the TOML config")
+    _add_path_args(verify)
     verify.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
     _add_simulate(sub)
@@ -114,6 +116,22 @@ def _add_simulate(sub: Any) -> None:
     except ImportError:  # simulator not built yet
         return
     add_parser(sub)
+
+
+def _add_path_args(p: argparse.ArgumentParser) -> None:
+    """The same overrides as ``run``, so a split-by-machine manifest can be read back."""
+    p.add_argument("--output-dir", type=Path, help="override [run] output_dir")
+    p.add_argument("--manifest", type=Path, help="override [run] manifest")
+
+
+def with_paths(config: Config, output_dir: Path | None, manifest: Path | None) -> Config:
+    """``--output-dir``/``--manifest`` in place of the config's (as ``run`` applies them)."""
+    run = config.run
+    if output_dir is not None:
+        run = dataclasses.replace(run, output_dir=output_dir)
+    if manifest is not None:
+        run = dataclasses.replace(run, manifest=manifest)
+    return dataclasses.replace(config, run=run)
 
 
 def _add_cacert(p: argparse.ArgumentParser) -> None:
@@ -312,12 +330,14 @@ def _print_json(doc: dict[str, Any]) -> None:
     sys.stdout.write("\n")
 
 
-def _status_source(target: str) -> tuple[Config | None, Path]:
-    path = Path(target)
+def _status_source(args: argparse.Namespace) -> tuple[Config | None, Path]:
+    path = Path(args.target)
     if path.suffix == ".toml":
-        config = load_config(path, secrets=False)
-        run = config.run
-        return config, run.manifest_path
+        config = with_paths(load_config(path, secrets=False), args.output_dir, args.manifest)
+        return config, config.run.manifest_path
+    if args.output_dir or args.manifest:
+        raise ConfigError("usage: --output-dir/--manifest go with a CONFIG; "
+                          f"{path} is read as a manifest")
     if not path.exists():
         raise ConfigError(f"{path}: no such manifest or config file")
     return None, path
@@ -327,7 +347,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from ..journal.state import load_manifest
     from ..summary import tally_records
 
-    config, manifest_path = _status_source(args.target)
+    config, manifest_path = _status_source(args)
     state = load_manifest(manifest_path)
     if args.check:
         return monitor.check(args, config, state, manifest_path)
@@ -352,7 +372,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    # verify sends no request: it needs no API keys in the environment
+    config = with_paths(load_config(args.config, secrets=False), args.output_dir,
+                        args.manifest)
     from ..verify import verify
 
     result = anyio.run(verify, config)

@@ -4,6 +4,7 @@ against an in-process simulator on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -161,3 +162,38 @@ async def test_run_json_status_and_dry_run(tmp_path: Path) -> None:
         assert json.loads(by_manifest.stdout)["totals"] == doc["totals"]
         again = await run_cli("run", str(cfg), "--today", TODAY.isoformat(), "--dry-run")
         assert again.returncode == 0 and again.stdout == b""  # nothing left to request
+
+
+async def test_split_by_machine_manifest_is_read_back_by_status_and_verify(
+        tmp_path: Path) -> None:
+    async with simulator_for(tmp_path) as sim:
+        cfg = write_config(tmp_path, sim.base_url)
+        cfg.write_text(cfg.read_text().replace('"test-key"', '"${MOE_TEST_KEY}"'))
+        env = {k: v for k, v in os.environ.items() if k != "MOE_TEST_KEY"}
+        machine = ["--manifest", str(tmp_path / "m1.jsonl"), "--output-dir",
+                   str(tmp_path / "m1")]
+        run = await anyio.run_process(
+            cli("run", str(cfg), "--today", TODAY.isoformat(), "--workspace", "acme",
+                "--no-progress", *machine),
+            check=False, env={**env, "MOE_TEST_KEY": "test-key"})
+        assert run.returncode == 0, run.stderr.decode()
+    status = await anyio.run_process(cli("status", str(cfg), "--json", *machine),
+                                     check=False, env=env)
+    assert status.returncode == 0, status.stderr.decode()
+    doc = json.loads(status.stdout)
+    assert doc["totals"]["completed"] == 2 * 7 and doc["manifest"] == str(tmp_path / "m1.jsonl")
+    # verify sends nothing, so it runs without the API key in the environment
+    ok = await anyio.run_process(cli("verify", str(cfg), "--json", *machine), check=False,
+                                 env=env)
+    assert ok.returncode == 0, ok.stderr.decode()
+    assert json.loads(ok.stdout)["checked"] == 2 * 7
+    victim = next((tmp_path / "m1").rglob("*.zip"))
+    victim.write_bytes(b"altered")
+    bad = await anyio.run_process(cli("verify", str(cfg), "--json", *machine), check=False,
+                                  env=env)
+    assert bad.returncode == 1
+    assert [b["path"] for b in json.loads(bad.stdout)["bad"]] == [
+        str(victim.relative_to(tmp_path / "m1"))]
+    mixed = await anyio.run_process(
+        cli("status", str(tmp_path / "m1.jsonl"), "--manifest", "x"), check=False, env=env)
+    assert mixed.returncode == 2 and b"go with a CONFIG" in mixed.stderr
