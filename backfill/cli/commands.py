@@ -94,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_path_args(verify)
     verify.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
+    check = sub.add_parser("check", help="one request per workspace and report: are the "
+                           "keys, app_id, data center and report names right? (saves nothing)")
+    check.add_argument("config", help="path to the TOML config")
+    check.add_argument("--workspace", action="append", default=[], metavar="NAME",
+                       help="only this workspace (repeatable)")
+    check.add_argument("--today", type=day, help="pin 'today' in every workspace")
+    _add_cacert(check)
+    check.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
     _add_simulate(sub)
     from ..tables.cli import add_parser as add_extract  # imports no pyarrow
 
@@ -395,6 +404,35 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_FAILED if result["bad"] or tables_bad else EXIT_OK
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    import textwrap
+
+    from .check import check
+    from .naming import base_url
+
+    config = with_cacert(load_config(args.config), args.cacert)
+    check_workspaces(config, args.workspace)
+    verdicts = anyio.run(check, config, args.workspace, resolve_today(config, args.today))
+    ok = all(v.ok for v in verdicts)
+    if args.json:
+        _print_json({"ok": ok, "checks": [
+            {"workspace": v.workspace, "report": v.report, "ok": v.ok, "text": v.text}
+            for v in verdicts]})
+        return EXIT_OK if ok else EXIT_FAILED
+    shown = None
+    for v in verdicts:
+        if v.workspace != shown:
+            shown = v.workspace
+            ws = config.workspace(v.workspace)
+            print(f"{ws.name} (app_id {ws.app_id}, {base_url(ws.data_center, ws.base_url)})")
+        text = f"{v.report}: {v.text}" if v.report else v.text
+        print(textwrap.fill(text, 80, initial_indent=f"  {'ok' if v.ok else 'FAIL':<5} ",
+                            subsequent_indent=" " * 8))
+    print("All checks passed." if ok else "Some checks failed: fix the config as said above, "
+          "then run check again.")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import DemoSettings, run_demo
 
@@ -421,6 +459,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "plan": _cmd_plan, "run": _cmd_run, "status": _cmd_status, "verify": _cmd_verify,
+    "check": _cmd_check,
     "simulate": _cmd_simulate, "demo": _cmd_demo, "extract": _cmd_extract,
 }
 
