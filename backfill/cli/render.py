@@ -1,10 +1,17 @@
-"""Human-readable output (tables) with rich. Presentation only; takes plain documents."""
+"""Human-readable output (tables) with rich. Presentation only; takes plain documents.
+
+Every table fits 80 columns: compact headers, long names folded onto a second line, the
+grid folded into blocks of whole weeks. Tables are aligned columns without box drawing
+(headers in bold on a terminal), so cron mail gets plain text. When the stream cannot
+encode a symbol (``PYTHONIOENCODING=ascii``), ASCII stands in.
+"""
 
 from __future__ import annotations
 
+import codecs
 import sys
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, date, datetime
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,33 +21,98 @@ if TYPE_CHECKING:
     from ..journal.record import Record
     from ..summary import Summary
 
+WIDTH = 80  # what output goes to when it is not a terminal (cron mail, CI logs)
+# What a symbol becomes on a stream that cannot encode it.
+ASCII = str.maketrans({
+    "…": "...", "—": "-", "–": "-", "·": ".", "×": "x", "●": "#", "○": "o", "◌": "~",
+    "✗": "!", "━": "=", "→": "->", "≤": "<=", "≥": ">=", "µ": "u", "⚠": "!",
+})
+
+
+def can_encode(stream: Any, sample: str = "●…—━") -> bool:
+    """Whether ``stream``'s encoding holds the symbols used here."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        codecs.lookup(encoding)
+        sample.encode(encoding)
+    except (LookupError, UnicodeEncodeError):
+        return False
+    return True
+
+
+class AsciiStream:
+    """A text stream that writes symbols as ASCII, and any other character it cannot
+    encode as '?', instead of raising UnicodeEncodeError."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self.encoding = getattr(stream, "encoding", None) or "ascii"
+
+    def write(self, text: str) -> int:
+        safe = text.translate(ASCII).encode(self.encoding, "replace").decode(self.encoding)
+        return self._stream.write(safe)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+
+def safe_stream(stream: IO[str]) -> IO[str]:
+    return stream if can_encode(stream) else AsciiStream(stream)  # type: ignore[return-value]
+
 
 def console(stream: Any = None) -> Console:
-    """A console; when not a terminal, wide enough that tables do not wrap in logs."""
+    """A console for ``stream``: the terminal's width on a terminal, else 80 columns."""
     stream = stream or sys.stdout
     # Names and server messages are printed as typed: every one goes through escape(), and
     # no ':name:' emoji codes are replaced.
-    return Console(file=stream, width=None if stream.isatty() else 160, emoji=False)
+    return Console(file=safe_stream(stream), width=None if stream.isatty() else WIDTH,
+                   emoji=False)
+
+
+def _table(out: Console, title: str | None = None) -> Table:
+    """A table for ``out``: aligned columns, no box drawing (header in bold on a
+    terminal), two spaces between columns."""
+    return Table(title=title, title_justify="left", box=None, padding=(0, 1), pad_edge=False,
+                 show_edge=False, title_style="bold" if out.is_terminal else "",
+                 header_style="bold" if out.is_terminal else "")
+
+
+def _sym(out: Console, text: str) -> str:
+    """``text`` as the console can show it: symbols in ASCII when it cannot encode them
+    (done before layout, so that '...' for '…' still fits the width)."""
+    return text.translate(ASCII) if out.options.ascii_only else text
+
+
+def _span(out: Console, first: str | None, last: str | None, today: str) -> str:
+    if not first or not last:
+        return "-"
+    year = today[:4]
+    short = first[:4] == last[:4] == year
+    return _sym(out, f"{first[5:]}…{last[5:]}" if short else f"{first}…{last}")
 
 
 def print_plan(doc: dict[str, Any], out: Console | None = None) -> None:
     out = out or console()
-    table = Table(title="Plan", title_justify="left")
-    table.add_column("workspace (today)")
-    table.add_column("report")
-    table.add_column("schedule")
-    table.add_column("dates")
+    table = _table(out, "Plan")
+    table.add_column("workspace / report", overflow="fold")
+    table.add_column("dates", no_wrap=True)
     for col in ("files", "fetch", "expired", "future", "dropped"):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", no_wrap=True)
     for ws in doc["workspaces"]:
-        for i, rp in enumerate(ws["reports"]):
-            span = f"{rp['first_date']} … {rp['last_date']}" if rp["first_date"] else "—"
+        table.add_row(f"[bold]{escape(ws['name'])}[/bold] (today {ws['today']})")
+        for rp in ws["reports"]:
+            sched = "" if rp["schedule"] == "daily" else f" ({rp['schedule']})"
             fetch = str(rp["fetch"]) + (" *" if rp["today"] else "")
             table.add_row(
-                f"{escape(ws['name'])} ({ws['today']})" if i == 0 else "", escape(rp["name"]),
-                rp["schedule"],
-                span, str(rp["dates"]), fetch, str(rp["expired"]), str(rp["future"]),
-                str(rp["dropped"]),
+                "  " + escape(rp["name"] + sched),
+                _span(out, rp["first_date"], rp["last_date"], ws["today"]), str(rp["dates"]),
+                fetch, str(rp["expired"]), str(rp["future"]), str(rp["dropped"]),
             )
     out.print(table)
     t = doc["totals"]
@@ -75,24 +147,18 @@ def _left(when: datetime, now: datetime) -> str:
     return f"{s // 60} min"
 
 
-def _counts_table(summary: Summary, title: str, *, run: bool) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("workspace")
-    cols = ["completed", "missing", "expired", "pending", "failed", "bytes"]
-    if run:
-        cols += ["requests", "retries"]
-    for col in cols:
-        table.add_column(col, justify="right")
+def _counts_table(summary: Summary, title: str, out: Console) -> Table:
+    table = _table(out, title)
+    table.add_column("workspace", overflow="fold")
+    cols = ["completed", "missing", "expired", "pending", "failed"]
+    for col in [*cols, "size"]:
+        table.add_column(col, justify="right", no_wrap=True)
     for t in summary.workspaces.values():
-        row = [escape(t.name)] + [str(t.counts[c]) for c in cols[:5]] + [_size(t.bytes)]
-        if run:
-            row += [str(t.requests), str(t.retries)]
-        table.add_row(*row)
-    totals = summary.totals
-    last = ["total"] + [str(totals[c]) for c in cols[:5]] + [_size(summary.bytes)]
-    if run:
-        last += [str(summary.requests), str(summary.retries)]
-    table.add_row(*last, style="bold")
+        table.add_row(escape(t.name), *[str(t.counts[c]) for c in cols], _size(t.bytes))
+    if len(summary.workspaces) > 1:
+        totals = summary.totals
+        table.add_row("total", *[str(totals[c]) for c in cols], _size(summary.bytes),
+                      style="bold")
     return table
 
 
@@ -137,7 +203,9 @@ def next_step(summary: Summary, now: datetime) -> str:
 def print_summary(summary: Summary, out: Console | None = None) -> None:
     out = out or console(sys.stderr)
     now = datetime.now(UTC)
-    out.print(_counts_table(summary, f"Run finished in {summary.duration_s:.1f} s", run=True))
+    title = (f"Run finished in {summary.duration_s:.1f} s: {summary.requests} requests, "
+             f"{summary.retries} retries")
+    out.print(_counts_table(summary, title, out))
     if summary.failures:
         out.print("Failures by reason:")
         for reason, n in summary.failures.most_common():
@@ -150,7 +218,7 @@ def print_summary(summary: Summary, out: Console | None = None) -> None:
 
 def print_status(summary: Summary, manifest: Any, out: Console | None = None) -> None:
     out = out or console()
-    out.print(_counts_table(summary, f"Manifest {escape(str(manifest))}", run=False))
+    out.print(_counts_table(summary, f"Manifest {escape(str(manifest))}", out))
     now = datetime.now(UTC)
     if summary.at_risk:
         out.print("At risk (not fetched yet, closest to expiry first):")
@@ -158,7 +226,7 @@ def print_status(summary: Summary, manifest: Any, out: Console | None = None) ->
             out.print(escape(f"  {_left(r.expires_at, now):>10} left  {r.workspace}  "
                              f"{r.filename}  {r.status}{': ' + r.reason if r.reason else ''}"))
         if len(summary.at_risk) > 20:
-            out.print(f"  … and {len(summary.at_risk) - 20} more")
+            out.print(_sym(out, f"  … and {len(summary.at_risk) - 20} more"))
 
 
 GLYPHS = {
@@ -169,7 +237,8 @@ GLYPHS = {
 
 def print_grid(records: list[Record], workspaces: Any, now: datetime,
                out: Console | None = None, max_days: int = 31) -> None:
-    """(workspace, report) × date matrix, one coloured symbol per file, with a legend."""
+    """(workspace, report) × date matrix, one coloured symbol per file, with a legend;
+    folded into blocks of whole weeks so that each block fits the console's width."""
     out = out or console()
     if not records:
         out.print("The manifest is empty: nothing has run yet.")
@@ -178,19 +247,46 @@ def print_grid(records: list[Record], workspaces: Any, now: datetime,
     cells: dict[tuple[str, str], dict[str, str]] = {}
     for r in records:
         cells.setdefault((r.workspace, r.report), {})[r.date] = r.status.value
-    table = Table(title="Files by generation date", title_justify="left", box=None,
-                  padding=(0, 0))
-    table.add_column("workspace / report", no_wrap=True)
-    for d in days:
-        table.add_column(d[8:10], justify="center", width=3)
-    for (ws, report), row in sorted(cells.items()):
-        glyphs = []
-        for d in days:
-            status = row.get(d)
-            sym, style = GLYPHS.get(status or "", ("·", "grey30"))
-            glyphs.append(f"[{style}]{sym}[/{style}]")
-        table.add_row(escape(f"{ws} / {report}"), *glyphs)
-    out.print(table)
-    out.print(f"dates {days[0]} … {days[-1]}   " + "  ".join(
-        f"[{style}]{sym}[/{style}] {name}" for name, (sym, style) in GLYPHS.items())
-        + "  [grey30]·[/grey30] not in manifest")
+    labels = {key: _sym(out, _label(*key)) for key in cells}
+    label_width = max(len("workspace / report"), *(len(v) for v in labels.values()))
+    per_block = _days_per_block(out.width, label_width, len(days))
+    out.print("Files by generation date", style="bold" if out.is_terminal else "")
+    for start in range(0, len(days), per_block):
+        block = days[start:start + per_block]
+        table = Table(box=None, padding=(0, 0), show_edge=False, title_justify="left",
+                      title=_sym(out, _block_title(block)) if len(days) > per_block else None)
+        table.add_column("workspace / report", no_wrap=True, width=label_width)
+        for d in block:
+            table.add_column(d[8:10], justify="center", width=3)
+        for key, row in sorted(cells.items()):
+            glyphs = []
+            for d in block:
+                sym, style = GLYPHS.get(row.get(d) or "", ("·", "grey30"))
+                glyphs.append(f"[{style}]{_sym(out, sym)}[/{style}]")
+            table.add_row(escape(labels[key]), *glyphs)
+        out.print(table)
+    legend = "  ".join(f"[{style}]{sym}[/{style}] {name}" for name, (sym, style)
+                       in GLYPHS.items()) + "  [grey30]·[/grey30] not in manifest"
+    out.print(_sym(out, f"dates {days[0]} … {days[-1]}"))
+    out.print(_sym(out, legend))
+
+
+GRID_LABEL_MAX = 32
+
+
+def _label(workspace: str, report: str) -> str:
+    text = f"{workspace} / {report}"
+    return text if len(text) <= GRID_LABEL_MAX else text[:GRID_LABEL_MAX - 1] + "…"
+
+
+def _days_per_block(width: int, label_width: int, n_days: int) -> int:
+    """All days when they fit, else as many whole weeks as fit (at least one)."""
+    fit = max(1, (width - label_width) // 3)
+    if n_days <= fit:
+        return n_days
+    return max(7, fit // 7 * 7)
+
+
+def _block_title(block: list[str]) -> str:
+    first, last = date.fromisoformat(block[0]), date.fromisoformat(block[-1])
+    return f"{first:%d %b} … {last:%d %b %Y}"
