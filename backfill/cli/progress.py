@@ -4,13 +4,19 @@ On a terminal: a rich live panel (files done / total, per-status counts, files/s
 ETA, retries, paused or throttled hosts, one line per workspace when there are few).
 Otherwise: a plain log line every ``interval_s`` seconds and one at the end, which suits
 cron mail and CI logs.
+
+The counts share one denominator: the files this run fetches (``done/total``, and the
+per-status counts add up to ``done``). The ETA comes from the rate over the last
+:data:`RATE_WINDOW_S` seconds, not the whole run; while a host is paused it reads
+"paused", and while nothing finishes but retries are scheduled, "waiting for retries".
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import IO
 
@@ -32,6 +38,7 @@ from ..events import (
 )
 
 MAX_WORKSPACE_LINES = 8
+RATE_WINDOW_S = 30.0
 
 
 def _size(n: float) -> str:
@@ -51,7 +58,7 @@ class Progress:
     """An event subscriber; use as a context manager around the run."""
 
     def __init__(self, *, enabled: bool = True, quiet: bool = False, stream: IO[str] | None = None,
-                 interval_s: float = 10.0) -> None:
+                 interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream or sys.stderr
         self.enabled = enabled and not quiet
         self.live_mode = self.enabled and self.stream.isatty()
@@ -66,14 +73,17 @@ class Progress:
         self.paused: set[str] = set()
         self.throttled: dict[str, int] = {}
         self.notes: list[str] = []
-        self._t0 = time.monotonic()
+        self.retrying: set[tuple[str, str]] = set()  # files waiting for a retry
+        self._clock = clock
+        self._recent: deque[tuple[float, int]] = deque()  # (when, bytes) of recent files
+        self._t0 = clock()
         self._last_line = self._t0
         self._live: Live | None = None
 
     # -------------------------------------------------------------- context manager
 
     def __enter__(self) -> Progress:
-        self._t0 = self._last_line = time.monotonic()
+        self._t0 = self._last_line = self._clock()
         if self.live_mode:
             self._live = Live(get_renderable=self.render, console=Console(file=self.stream),
                               refresh_per_second=4, transient=True)
@@ -88,20 +98,30 @@ class Progress:
         if self.enabled and not self.live_mode and self.done:
             self._line()
 
+    def restore_terminal(self) -> None:
+        """Show the cursor again (the live panel hides it): for an exit that skips
+        ``__exit__``, such as a second Ctrl-C."""
+        if self._live is not None:
+            self._live.console.show_cursor(True)
+            self._live.console.file.flush()
+
     # -------------------------------------------------------------- events
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.planned = dict(event.to_fetch)
         elif isinstance(event, FileFinished):
-            self.statuses[event.status.value] += 1
-            self.per_ws.setdefault(event.workspace, Counter())[event.status.value] += 1
-            if event.fetched:
+            self.retrying.discard((event.workspace, event.filename))
+            if event.fetched:  # the files counted in RunStarted: one denominator
+                self.statuses[event.status.value] += 1
+                self.per_ws.setdefault(event.workspace, Counter())[event.status.value] += 1
                 self.ws_done[event.workspace] += 1
                 self.done += 1
                 self.bytes += event.bytes
+                self._recent.append((self._clock(), event.bytes))
         elif isinstance(event, RetryScheduled):
             self.retries += 1
+            self.retrying.add((event.workspace, event.filename))
         elif isinstance(event, HostPaused):
             self.paused.add(event.host)
             self._note(f"{event.host} paused after {event.failures} failures in a row; probing")
@@ -113,7 +133,7 @@ class Progress:
         elif isinstance(event, WorkspaceStopped):
             self._note(f"workspace {event.workspace} {event.reason}")
         if self.enabled and not self.live_mode:
-            now = time.monotonic()
+            now = self._clock()
             if now - self._last_line >= self.interval_s:
                 self._last_line = now
                 self._line()
@@ -129,22 +149,35 @@ class Progress:
         return sum(self.planned.values())
 
     def rates(self) -> tuple[float, float, float | None]:
-        """(files/s, bytes/s, eta seconds or None)."""
-        elapsed = max(time.monotonic() - self._t0, 1e-6)
-        fps = self.done / elapsed
+        """(files/s, bytes/s, eta seconds or None) over the last RATE_WINDOW_S seconds."""
+        now = self._clock()
+        while self._recent and self._recent[0][0] < now - RATE_WINDOW_S:
+            self._recent.popleft()
+        # from the oldest file still in the window: a burst, then silence, decays
+        span = max(now - self._recent[0][0], 1.0) if self._recent else 1.0
+        fps = len(self._recent) / span
+        bps = sum(b for _, b in self._recent) / span
         left = self.total - self.done
-        return fps, self.bytes / elapsed, (left / fps if fps > 0 and left > 0 else None)
+        return fps, bps, (left / fps if fps > 0 and left > 0 else None)
 
     def _counts(self, c: Counter[str]) -> str:
         return " ".join(f"{k} {c[k]}" for k in
                         ("completed", "missing", "expired", "pending", "failed") if c[k])
 
+    def state(self, fps: float, eta: float | None) -> str | None:
+        """What the ETA slot says: 'ETA …', 'paused', 'waiting for retries', or None."""
+        if self.paused:
+            return "paused"
+        if fps == 0 and self.retrying:
+            return f"waiting for retries ({len(self.retrying)})"
+        return f"ETA {_duration(eta)}" if eta is not None else None
+
     def line(self) -> str:
         fps, bps, eta = self.rates()
         parts = [f"{self.done}/{self.total} files", self._counts(self.statuses) or "-",
                  f"{fps:.1f} files/s", f"{_size(bps)}/s"]
-        if eta is not None:
-            parts.append(f"ETA {_duration(eta)}")
+        if (state := self.state(fps, eta)) is not None:
+            parts.append(state)
         if self.retries:
             parts.append(f"retries {self.retries}")
         if self.paused:
