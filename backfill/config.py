@@ -468,7 +468,7 @@ def _reports(p: _Problems, where: str, value: Any,
         if problem:
             p.add(where, f"reports[{i}]", problem)
             continue
-        pasted = _report_name_problem(name)
+        pasted = _pasted_file_name(name)
         if pasted:
             p.add(where, f"reports[{i}]", pasted)
             continue
@@ -497,7 +497,7 @@ def data_center(value: Any) -> str | None:
     return dc if dc in DATA_CENTERS else None
 
 
-def _report_name_problem(name: str) -> str | None:
+def _pasted_file_name(name: str) -> str | None:
     """A file name pasted where the report name goes (``Daily_summary_20261201.zip``)."""
     parsed = parse_filename(name)
     if parsed is not None:

@@ -1,6 +1,8 @@
 """The command line: argument parsing and presentation only.
 
     commands.py   the ``backfill`` parser and one function per command
+    helptext.py   the words of ``--help``: what it does, commands, examples, exit codes
+    hints.py      the command as the user can type it, for "Try: …" hints
     argtypes.py   argparse value types (dates, durations, sizes)
     render.py     tables and summaries on the terminal (rich)
     progress.py   the live progress panel (engine events)

@@ -46,3 +46,17 @@ def day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``30m``, ``2h``, ``1.5h`` or ``1d``."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*", text.lower())
+    if m is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (seconds, or with a unit: 90s, 30m, 2h)")
+    return float(m.group(1)) * _UNITS[m.group(2) or ""]

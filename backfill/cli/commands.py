@@ -1,4 +1,5 @@
-"""Command line: argument parsing and presentation only.
+"""The ``backfill`` command: argument parsing and dispatch; the help text is in
+:mod:`backfill.helptext`, tables in :mod:`backfill.render`.
 
 Exit codes (design.md): 0 nothing failed · 1 some files failed · 2 bad config or usage ·
 3 ``status --check`` found a problem · 75 manifest locked by another run · 130 interrupted.
@@ -11,9 +12,10 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -27,8 +29,9 @@ from ..model import Window
 from ..monitor import commands as monitor
 from ..monitor.commands import add_check_args, add_metrics_arg, add_plan_args, plan_warnings
 from ..planner import WorkspacePlan, next_ready, summarize
-from ..settings import Options, check_range, check_workspaces, resolve_run
-from .argtypes import day, positive_int, seconds
+from ..settings import Options, check_range, check_workspaces, resolve_run, resolve_today
+from .argtypes import day, duration, positive_int
+from .helptext import COMMANDS, DESCRIPTION, EPILOG
 
 if TYPE_CHECKING:  # the engine stack is imported lazily: `plan` stays fast and light
     from ..engine import Backfill
@@ -42,8 +45,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so usage errors share one path (exit 2)."""
 
     def error(self, message: str) -> NoReturn:
+        from .hints import prog
+
         command = "" if self.prog == "backfill" else f" {self.prog.split()[-1]}"
-        raise ConfigError(f"usage: {message} (see 'backfill{command} --help')")
+        raise ConfigError(f"usage: {message} (see '{prog()}{command} --help')")
 
 
 def _date_arg(text: str) -> DateSpec:
@@ -53,25 +58,80 @@ def _date_arg(text: str) -> DateSpec:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="backfill", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--version", action="version", version=f"moe-backfill {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help as written in helptext.py, at most 80 columns wide."""
 
-    plan = sub.add_parser("plan", help="show what a run would fetch, without any request")
-    plan.add_argument("config", help="path to the TOML config")
+    def __init__(self, prog: str) -> None:
+        width = min(80, shutil.get_terminal_size((80, 24)).columns)
+        super().__init__(prog, width=width, max_help_position=26)
+
+
+# Completion hints for shtab (read only by `backfill completion`): these take file paths.
+_FILE = {"bash": "_shtab_compgen_files", "zsh": "_files", "tcsh": "f",
+         "fish": "(__fish_complete_path (commandline -ct))"}
+
+
+def _command(sub: Any, name: str) -> argparse.ArgumentParser:
+    line, epilog = COMMANDS[name]
+    p: argparse.ArgumentParser = sub.add_parser(
+        name, prog=f"backfill {name}", help=line,
+        description=line[0].upper() + line[1:] + ".", epilog=epilog,
+        formatter_class=_Formatter)
+    return p
+
+
+def _command_list() -> str:
+    lines = ["commands:"]
+    lines += [f"  {name:<11} {line}" for name, (line, _) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def _config_arg(p: argparse.ArgumentParser, metavar: str = "CONFIG",
+                dest: str = "config") -> None:
+    arg = p.add_argument(dest, metavar=metavar, help="path to the TOML config")
+    arg.complete = _FILE  # type: ignore[attr-defined]
+
+
+def build_parser(*, completion: bool = False) -> argparse.ArgumentParser:
+    """The parser; ``completion=True`` lists the commands in the usual argparse way, for
+    shtab (the help shows them in its own layout instead)."""
+    parser = _Parser(prog="backfill", usage="backfill COMMAND [OPTIONS] ...",
+                     description=DESCRIPTION + "\n\n" + _command_list(), epilog=EPILOG,
+                     formatter_class=_Formatter, add_help=False)
+    general = parser.add_argument_group("general options")
+    general.add_argument("-h", "--help", action="help", help="show this help and exit")
+    general.add_argument("--version", action="version", version=f"moe-backfill {__version__}",
+                         help="show the version and exit")
+    # The command list is part of the description (laid out there); argparse's own
+    # listing would repeat it in a less readable form.
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, prog="backfill",
+                                help=None if completion else argparse.SUPPRESS)
+
+    _add_plan_and_run(sub)
+    _add_status_verify_check(sub)
+    _add_simulate(sub)
+    _add_demo(sub)
+    shells = _command(sub, "completion")
+    shells.add_argument("shell", choices=("bash", "zsh", "fish"))
+    return parser
+
+
+def _add_plan_and_run(sub: Any) -> None:
+    plan = _command(sub, "plan")
+    _config_arg(plan)
     _add_range_args(plan)
     plan.add_argument("--json", action="store_true", help="one JSON document on stdout")
     add_plan_args(plan)
 
-    run = sub.add_parser("run", help="download every planned file not yet done")
-    run.add_argument("config", help="path to the TOML config")
+    run = _command(sub, "run")
+    _config_arg(run)
     _add_range_args(run)
-    run.add_argument("--output-dir", type=Path, help="override [run] output_dir")
-    run.add_argument("--manifest", type=Path, help="override [run] manifest")
-    run.add_argument("--concurrency", type=positive_int, help="override [run] concurrency")
-    run.add_argument("--max-outage", type=seconds, metavar="SECONDS",
-                     help="give up on a host unreachable this long (default 1800)")
+    _add_path_args(run)
+    run.add_argument("--concurrency", type=positive_int, metavar="N",
+                     help="override [run] concurrency")
+    run.add_argument("--max-outage", type=duration, metavar="TIME",
+                     help="give up on a host unreachable this long: 90s, 30m, 2h "
+                     "(default [run] max_outage_s, 30m)")
     _add_cacert(run)
     run.add_argument("--no-progress", action="store_true", help="no live progress display")
     run.add_argument("--quiet", "-q", action="store_true", help="only errors on stderr")
@@ -81,56 +141,61 @@ def build_parser() -> argparse.ArgumentParser:
     add_metrics_arg(run)
     _add_log_args(run)
 
-    status = sub.add_parser("status", help="what the manifest says: per workspace and status")
-    status.add_argument("target", metavar="CONFIG|MANIFEST")
+
+def _add_status_verify_check(sub: Any) -> None:
+    status = _command(sub, "status")
+    _config_arg(status, "CONFIG|MANIFEST", "target")
     _add_path_args(status)
     status.add_argument("--json", action="store_true", help="one JSON document on stdout")
     status.add_argument("--grid", action="store_true",
                         help="(workspace, report) × date matrix, files at risk first")
     add_check_args(status)
 
-    verify = sub.add_parser("verify", help="re-hash completed files; queue bad ones again")
-    verify.add_argument("config", help="path to the TOML config")
+    verify = _command(sub, "verify")
+    _config_arg(verify)
     _add_path_args(verify)
     verify.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
-    check = sub.add_parser("check", help="one request per workspace and report: are the "
-                           "keys, app_id, data center and report names right? (saves nothing)")
-    check.add_argument("config", help="path to the TOML config")
+    check = _command(sub, "check")
+    _config_arg(check)
     check.add_argument("--workspace", action="append", default=[], metavar="NAME",
                        help="only this workspace (repeatable)")
-    check.add_argument("--today", type=day, help="pin 'today' in every workspace")
+    check.add_argument("--today", type=day, metavar="D", help="pin 'today' in every workspace")
     _add_cacert(check)
     check.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
-    _add_simulate(sub)
     from ..tables.cli import add_parser as add_extract  # imports no pyarrow
 
     add_extract(sub)
 
-    demo = sub.add_parser("demo", help="a real backfill against the embedded simulator")
-    demo.add_argument("--workspaces", type=positive_int, default=3)
-    demo.add_argument("--reports", type=positive_int, default=2, help="1-5")
-    demo.add_argument("--days", type=positive_int, default=10)
+
+def _add_demo(sub: Any) -> None:
+    demo = _command(sub, "demo")
+    demo.add_argument("--workspaces", type=positive_int, default=3,
+                      help="number of workspaces (%(default)s)")
+    demo.add_argument("--reports", type=positive_int, default=2,
+                      help="reports per workspace, 1-5 (%(default)s)")
+    demo.add_argument("--days", type=positive_int, default=10,
+                      help="days back from today (%(default)s)")
     demo.add_argument("--faults", action="store_true",
                       help="inject throttling, 5xx, dropped connections and an outage")
-    demo.add_argument("--output-dir", type=Path, default=Path("demo-output"))
-    demo.add_argument("--no-progress", action="store_true")
-    return parser
+    demo.add_argument("--output-dir", type=Path, default=Path("demo-output"), metavar="DIR",
+                      help="where the config and files go (%(default)s)")
+    demo.add_argument("--resume", action="store_true",
+                      help="keep the previous demo's manifest and files (default: start over)")
+    demo.add_argument("--no-progress", action="store_true", help="no live progress display")
 
 
 def _add_simulate(sub: Any) -> None:
-    try:
-        from ..simulator.cli import add_parser
-    except ImportError:  # simulator not built yet
-        return
-    add_parser(sub)
+    from ..simulator.cli import add_arguments
+
+    add_arguments(_command(sub, "simulate"))
 
 
 def _add_path_args(p: argparse.ArgumentParser) -> None:
     """The same overrides as ``run``, so a split-by-machine manifest can be read back."""
-    p.add_argument("--output-dir", type=Path, help="override [run] output_dir")
-    p.add_argument("--manifest", type=Path, help="override [run] manifest")
+    p.add_argument("--output-dir", type=Path, metavar="DIR", help="override [run] output_dir")
+    p.add_argument("--manifest", type=Path, metavar="PATH", help="override [run] manifest")
 
 
 def with_paths(config: Config, output_dir: Path | None, manifest: Path | None) -> Config:
@@ -168,9 +233,11 @@ def _add_log_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_range_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--start", type=_date_arg, help="first generation date (YYYY-MM-DD, -Nd)")
-    p.add_argument("--end", type=_date_arg, help="last generation date (YYYY-MM-DD, today)")
-    p.add_argument("--today", type=day,
+    p.add_argument("--start", type=_date_arg, metavar="D",
+                   help="first generation date (YYYY-MM-DD, -Nd)")
+    p.add_argument("--end", type=_date_arg, metavar="D",
+                   help="last generation date (YYYY-MM-DD, today)")
+    p.add_argument("--today", type=day, metavar="D",
                    help="pin 'today' in every workspace (replays, tests)")
     p.add_argument("--workspace", action="append", default=[], metavar="NAME",
                    help="only this workspace (repeatable)")
@@ -259,7 +326,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     engine.subscribe(progress)
     lane = _tables_lane(config, engine)
     with progress:
-        summary = eventloop.run(_run_until_signal, engine, lane)
+        summary = eventloop.run(_run_until_signal, engine, progress.restore_terminal, lane)
     monitor.after_run(args, config, summary, engine.manifest_path, engine.windows())
     if args.json:
         doc = summary.document(run=True)
@@ -291,11 +358,13 @@ def _tables_lane(config: Config, engine: Backfill) -> Lane | None:
     return lane
 
 
-async def _run_until_signal(engine: Backfill, lane: Lane | None = None) -> Summary:
-    """Run; the first SIGINT/SIGTERM stops cleanly (exit 130), a second one at once."""
+async def _run_until_signal(engine: Backfill, before_exit: Callable[[], None],
+                            lane: Lane | None = None) -> Summary:
+    """Run; the first SIGINT/SIGTERM stops cleanly (exit 130), a second one at once
+    (after ``before_exit``, which gives the terminal its cursor back)."""
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_watch_signals, engine)
+            tg.start_soon(_watch_signals, engine, before_exit)
             async with anyio.create_task_group() as tables:
                 if lane is not None:
                     tables.start_soon(lane.run)
@@ -310,10 +379,11 @@ async def _run_until_signal(engine: Backfill, lane: Lane | None = None) -> Summa
     return summary
 
 
-async def _watch_signals(engine: Backfill) -> None:
+async def _watch_signals(engine: Backfill, before_exit: Callable[[], None]) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
             if engine.stopping:
+                before_exit()
                 # The journal is append-only with whole-line writes: stopping now is safe.
                 os._exit(EXIT_INTERRUPTED)
             print("backfill: stopping — finishing the manifest (press Ctrl-C again to quit "
@@ -386,7 +456,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                         args.manifest)
     from ..verify import verify
 
-    result = anyio.run(verify, config)
+    result = eventloop.run(verify, config)
     if args.json:
         _print_json(result)
     else:
@@ -407,12 +477,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     import textwrap
 
-    from .check import check
-    from .naming import base_url
+    from ..check import check
+    from ..naming import base_url
 
     config = with_cacert(load_config(args.config), args.cacert)
     check_workspaces(config, args.workspace)
-    verdicts = anyio.run(check, config, args.workspace, resolve_today(config, args.today))
+    verdicts = eventloop.run(check, config, args.workspace,
+                             resolve_today(config, args.today, datetime.now(UTC)))
     ok = all(v.ok for v in verdicts)
     if args.json:
         _print_json({"ok": ok, "checks": [
@@ -440,7 +511,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise ConfigError("--reports: at most 5")
     settings = DemoSettings(workspaces=args.workspaces, reports=args.reports, days=args.days,
                             faults=args.faults, output_dir=args.output_dir,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, resume=args.resume)
     summary = eventloop.run(run_demo, settings)
     return summary.exit_code
 
@@ -451,6 +522,16 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return run_extract(args)
 
 
+def _cmd_completion(args: argparse.Namespace) -> int:
+    try:
+        import shtab
+    except ImportError:
+        raise ConfigError("completion needs shtab: pip install 'moe-backfill[completion]'"
+                          ) from None
+    print(shtab.complete(build_parser(completion=True), shell=args.shell))
+    return EXIT_OK
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from ..simulator.cli import run as run_simulator
 
@@ -459,7 +540,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "plan": _cmd_plan, "run": _cmd_run, "status": _cmd_status, "verify": _cmd_verify,
-    "check": _cmd_check,
+    "check": _cmd_check, "completion": _cmd_completion,
     "simulate": _cmd_simulate, "demo": _cmd_demo, "extract": _cmd_extract,
 }
 
@@ -478,8 +559,13 @@ def _glue_offsets(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        args = build_parser().parse_args(_glue_offsets(sys.argv[1:] if argv is None else argv))
+        parser = build_parser()
+        args = parser.parse_args(_glue_offsets(argv))
+        if args.command is None:  # bare `backfill`: the help, as pip and rclone do
+            parser.print_help()
+            return EXIT_OK
         return _COMMANDS[args.command](args)
     except BackfillError as exc:
         print(f"backfill: error: {exc}", file=sys.stderr)

@@ -4,12 +4,17 @@ Starts the simulator in-process on a free loopback port with freshly generated
 credentials, writes the config it uses, runs a backfill with live progress, shows the
 summary and the status grid, then runs again to show that a resumed run downloads
 nothing. ``--faults`` adds throttling, 5xx, dropped connections and a short outage.
+
+Each demo starts afresh: the files a previous demo recorded in its manifest (and the
+manifest) are removed first — only those, and only when the directory's ``demo.toml`` was
+written by a demo. ``--resume`` keeps them and says so.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -24,6 +29,7 @@ from ..engine import Backfill, Options
 from ..journal.state import load_manifest
 from ..simulator import Faults, run_simulator
 from ..summary import Summary, tally_records
+from .hints import command, prog
 from .logs import EventLog, secrets_of, setup
 from .progress import Progress
 from .render import console as render_console
@@ -34,6 +40,7 @@ REPORT_NAMES = ("Daily campaign summary", "Email - delivery (EU)", "Push & in-ap
 ZONES = ("Europe/Berlin", "America/New_York", "Asia/Kolkata", "Asia/Singapore", "UTC",
          "Australia/Sydney")
 KEY_ENV = "MOE_DEMO_API_KEY"
+DEMO_MARK = "# Written by `backfill demo`"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +51,20 @@ class DemoSettings:
     faults: bool = False
     output_dir: Path = Path("demo-output")
     progress: bool = True
+    resume: bool = False
 
 
 def demo_toml(s: DemoSettings, base_url: str) -> str:
     """The config the demo runs with; the key itself stays in the environment."""
     reports = ", ".join(f'"{n}"' for n in REPORT_NAMES[: s.reports])
+    cfg = shlex.quote(str(s.output_dir / "demo.toml"))
+    port = base_url.rsplit(":", 1)[-1]
     parts = [textwrap.dedent(f"""\
-        # Written by `backfill demo`. The simulator it ran against has stopped; start one
-        # with `backfill simulate --config {s.output_dir / 'demo.toml'}` to reuse this file.
+        {DEMO_MARK} (its simulator has stopped). To use it again, any key
+        # will do as long as the simulator and the run share it:
+        #   export {KEY_ENV}=demo-api-key
+        #   {prog()} simulate --config {cfg} --port {port} &
+        #   {prog()} run {cfg}
         [run]
         start = "-{s.days - 1}d"
         end = "today"
@@ -96,6 +109,12 @@ async def run_demo(s: DemoSettings, console: Console | None = None) -> Summary:
     console = console or render_console(sys.stderr)
     out = s.output_dir.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if s.resume:
+        console.print(f"Resuming the previous demo in {out} (without --resume a demo starts "
+                      "afresh).")
+    elif removed := clear_previous(out):
+        console.print(f"Starting afresh: removed the previous demo's {removed} files from "
+                      f"{out} (--resume keeps them).")
     os.environ.setdefault(KEY_ENV, "demo-" + secrets.token_hex(12))
     cfg_path = out / "demo.toml"
     # The simulator needs the workspaces before it has a port: parse once with a
@@ -125,8 +144,42 @@ async def run_demo(s: DemoSettings, console: Console | None = None) -> Summary:
         print_status(tally_records(load_manifest(config.run.manifest_path),
                                    config.workspaces, datetime.now(UTC)),
                      config.run.manifest_path, console)
-        console.print(f"\nTry: backfill status {cfg_path} --grid")
+        console.print(f"\nTry: {command('status', str(cfg_path), '--grid')}")
         return first
+
+
+def clear_previous(out: Path) -> int:
+    """Remove what a previous demo in ``out`` recorded: the files its manifest lists and the
+    manifest, then directories left empty. Nothing is followed through a symlink, nothing
+    outside ``out`` is touched, and a directory whose demo.toml a demo did not write is
+    left alone. Returns the number of files removed."""
+    cfg = out / "demo.toml"
+    manifest = out / "manifest.jsonl"
+    try:
+        if cfg.is_symlink() or not cfg.read_text(encoding="utf-8").startswith(DEMO_MARK):
+            return 0
+    except (OSError, UnicodeDecodeError):
+        return 0
+    removed = 0
+    if manifest.is_file() and not manifest.is_symlink():
+        for rec in load_manifest(manifest):
+            path = out / (rec.path or "")
+            if rec.path and _inside(out, path) and path.is_file():
+                path.unlink()
+                removed += 1
+        manifest.unlink()
+    for d in sorted((p for p in out.rglob("*") if p.is_dir() and not p.is_symlink()),
+                    key=lambda p: len(p.parts), reverse=True):
+        if _inside(out, d) and not any(d.iterdir()):
+            d.rmdir()
+    return removed
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """``path`` is under ``root`` with no symlink on the way (so nothing is removed
+    through a link the demo did not make)."""
+    return os.path.realpath(path) == os.path.abspath(path) and \
+        os.path.abspath(path).startswith(str(root) + os.sep)
 
 
 async def _one_run(config: Config, sim: object, s: DemoSettings, console: Console,

@@ -197,3 +197,40 @@ async def test_split_by_machine_manifest_is_read_back_by_status_and_verify(
     mixed = await anyio.run_process(
         cli("status", str(tmp_path / "m1.jsonl"), "--manifest", "x"), check=False, env=env)
     assert mixed.returncode == 2 and b"go with a CONFIG" in mixed.stderr
+
+
+async def test_ctrl_c_on_a_terminal_gives_the_cursor_back(tmp_path: Path) -> None:
+    import pty
+
+    # (the forced exit of a second Ctrl-C calls Progress.restore_terminal: test_progress)
+    async with simulator_for(tmp_path, latency=3.0) as sim:
+        cfg = write_config(tmp_path, sim.base_url, concurrency=2)
+        master, slave = pty.openpty()
+        try:
+            async with await anyio.open_process(
+                cli("run", str(cfg), "--today", TODAY.isoformat()), stdin=slave,
+                stdout=slave, stderr=slave,
+            ) as proc:
+                os.close(slave)
+                seen = b""
+
+                async def until(marker: bytes) -> None:
+                    nonlocal seen
+                    while marker not in seen:
+                        seen += await anyio.to_thread.run_sync(os.read, master, 65536)
+
+                with anyio.fail_after(60):
+                    await until(b"\x1b[?25l")  # the live panel hid the cursor
+                    await sim.wait_until(lambda c: c.in_flight >= 1)
+                    proc.send_signal(signal.SIGINT)
+                    await until(b"stopping")
+                    await proc.wait()
+                    try:
+                        while chunk := await anyio.to_thread.run_sync(os.read, master, 65536):
+                            seen += chunk
+                    except OSError:  # EIO: the child closed the terminal
+                        pass
+        finally:
+            os.close(master)
+    assert proc.returncode == 130
+    assert seen.rindex(b"\x1b[?25h") > seen.rindex(b"\x1b[?25l")

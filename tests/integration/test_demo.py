@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections import Counter
@@ -160,3 +161,53 @@ def test_summary_output_groups_failures_by_reason(capsys: pytest.CaptureFixture[
     assert "Failures by reason" in err
     assert err.index("http 503") < err.index("invalid body")  # most common first
     assert "3 files failed" in err
+
+
+async def test_a_second_demo_starts_afresh_and_resume_keeps_the_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo"
+    settings = DemoSettings(workspaces=1, reports=1, days=3, output_dir=out, progress=False)
+    await run_demo(settings)
+    capsys.readouterr()
+    keep = out / "notes.txt"  # not the demo's: left alone
+    keep.write_text("mine")
+    second = await run_demo(settings)
+    err = capsys.readouterr().err
+    assert "Starting afresh: removed the previous demo's" in err
+    assert second.totals["completed"] > 0  # it downloaded again
+    assert keep.read_text() == "mine"
+    done = next(out.rglob("*.zip"))
+    before = done.stat().st_mtime_ns
+    await run_demo(dataclasses.replace(settings, resume=True))
+    err = capsys.readouterr().err
+    assert "Resuming the previous demo" in err
+    assert done.stat().st_mtime_ns == before  # kept, not downloaded again
+    text = (out / "demo.toml").read_text()
+    assert "export MOE_DEMO_API_KEY=" in text and "simulate --config" in text
+    assert "--port " in text
+
+
+def test_clearing_a_previous_demo_never_follows_a_symlink(tmp_path: Path) -> None:
+    from backfill.cli.demo import DEMO_MARK, clear_previous
+
+    out = tmp_path / "demo"
+    elsewhere = tmp_path / "elsewhere"
+    (out / "w").mkdir(parents=True)
+    elsewhere.mkdir()
+    victim = elsewhere / "R_20261126.zip"
+    victim.write_bytes(b"not the demo's")
+    (out / "w" / "link").symlink_to(elsewhere)
+    (out / "demo.toml").write_text(DEMO_MARK + "\n")
+    (out / "manifest.jsonl").write_text(json.dumps({
+        "v": 1, "workspace": "w", "app_id": "A", "report": "R", "date": "2026-11-26",
+        "filename": "R_20261126.zip", "status": "completed", "path": "w/link/R_20261126.zip",
+        "bytes": 14, "sha256": "0" * 64, "attempts": 1, "http_status": 200, "error": None,
+        "request_id": None, "updated_at": "2026-11-27T00:00:00Z"}) + "\n")
+    assert clear_previous(out) == 0
+    assert victim.read_bytes() == b"not the demo's"
+    other = tmp_path / "not-a-demo"
+    other.mkdir()
+    (other / "demo.toml").write_text("[run]\n")
+    (other / "manifest.jsonl").write_text("")
+    assert clear_previous(other) == 0 and (other / "manifest.jsonl").exists()

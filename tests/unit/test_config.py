@@ -416,9 +416,10 @@ def test_bad_command_line(
         assert part in line, f"{part!r} missing from {line!r}"
 
 
-def test_missing_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    line = plan_error(capsys, [])
-    assert "usage" in line
+def test_missing_config_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # (bare `backfill` prints the help: test_cli_help)
+    line = plan_error(capsys, ["plan"])
+    assert "usage" in line and "CONFIG" in line
     assert "backfill backfill" not in line
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import io
 
+from backfill.cli.progress import Progress
 from backfill.events import FileFinished, HostPaused, HostResumed, RetryScheduled, RunStarted
-from backfill.manifest import Status
-from backfill.progress import Progress
+from backfill.journal import Status
 
 
 class Clock:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from backfill.cli import plan_document
+from backfill.cli.commands import plan_document
+from backfill.cli.render import console, print_grid, print_plan, print_status, print_summary
 from backfill.config import parse_config
-from backfill.manifest import Record, Status
+from backfill.journal import Record, Status
 from backfill.planner import summarize, windows
-from backfill.render import console, print_grid, print_plan, print_status, print_summary
 from backfill.summary import AtRisk, Summary, WorkspaceTally
 
 TODAY = date(2026, 11, 27)
