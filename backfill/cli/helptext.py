@@ -18,6 +18,7 @@ exit codes:
   0    nothing failed (missing, expired and pending files are not failures)
   1    some files failed: a re-run retries them (check, verify: a check failed)
   2    bad config or usage: one line names the key, value or path
+  3    status --check found a problem (for monitoring)
   75   another run holds the manifest lock
   130  interrupted: the manifest is consistent; a re-run resumes"""
 
