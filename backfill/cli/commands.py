@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -386,7 +387,7 @@ async def _watch_signals(engine: Backfill, before_exit: Callable[[], None]) -> N
                 before_exit()
                 # The journal is append-only with whole-line writes: stopping now is safe.
                 os._exit(EXIT_INTERRUPTED)
-            print("backfill: stopping — finishing the manifest (press Ctrl-C again to quit "
+            print("backfill: stopping, finishing the manifest (press Ctrl-C again to quit "
                   "at once)", file=sys.stderr)
             engine.stop()
 
@@ -463,20 +464,23 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"{result['checked']} completed files checked: {result['ok']} ok, "
               f"{len(result['bad'])} bad")
         for bad in result["bad"]:
-            print(f"  {bad['path']}: {bad['reason']} — marked failed, the next run fetches it")
+            print(f"  {bad['path']}: {bad['reason']}")
+        if result["bad"]:
+            print("These are marked failed: the next run fetches them again (while the API "
+                  "has them).")
         tables = result.get("tables")
         if tables:
             print(f"{tables['checked']} table files checked: {tables['ok']} ok, "
                   f"{len(tables['bad'])} bad")
             for bad in tables["bad"]:
-                print(f"  {bad['path']}: {bad['reason']} — the next extract converts it again")
+                print(f"  {bad['path']}: {bad['reason']}")
+            if tables["bad"]:
+                print("The next extract converts these again.")
     tables_bad = (result.get("tables") or {}).get("bad")
     return EXIT_FAILED if result["bad"] or tables_bad else EXIT_OK
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    import textwrap
-
     from ..check import check
     from ..naming import base_url
 

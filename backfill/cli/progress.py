@@ -14,6 +14,7 @@ per-status counts add up to ``done``). The ETA comes from the rate over the last
 from __future__ import annotations
 
 import sys
+import textwrap
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from ..events import (
     Throttled,
     WorkspaceStopped,
 )
+from .render import WIDTH, can_encode, safe_stream
 
 MAX_WORKSPACE_LINES = 8
 RATE_WINDOW_S = 30.0
@@ -59,7 +61,7 @@ class Progress:
 
     def __init__(self, *, enabled: bool = True, quiet: bool = False, stream: IO[str] | None = None,
                  interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.stream = stream or sys.stderr
+        self.stream = safe_stream(stream or sys.stderr)  # ASCII where '·' cannot be written
         self.enabled = enabled and not quiet
         self.live_mode = self.enabled and self.stream.isatty()
         self.interval_s = interval_s
@@ -188,13 +190,17 @@ class Progress:
         return " · ".join(parts)
 
     def _line(self) -> None:
-        print(f"backfill: {self.line()}", file=self.stream, flush=True)
+        # cron mail and CI logs: at most 80 columns, continuation lines indented
+        text = textwrap.fill(f"backfill: {self.line()}", WIDTH, subsequent_indent="  ",
+                             break_on_hyphens=False)
+        print(text, file=self.stream, flush=True)
 
     def render(self) -> RenderableType:
         total = max(self.total, 1)
         width = 30
         filled = int(width * min(self.done / total, 1.0))
-        bar = Text("━" * filled, style="green") + Text("━" * (width - filled), style="grey37")
+        mark = "=" if not can_encode(self.stream) else "━"
+        bar = Text(mark * filled, style="green") + Text(mark * (width - filled), style="grey37")
         head = Text.assemble(bar, "  ", self.line())
         parts: list[RenderableType] = [head]
         if 0 < len(self.planned) <= MAX_WORKSPACE_LINES:

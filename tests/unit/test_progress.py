@@ -98,3 +98,20 @@ def test_restore_terminal_shows_the_cursor_the_live_panel_hid() -> None:
     text = stream.getvalue()
     assert text.rindex("\x1b[?25h") > text.rindex("\x1b[?25l")
     progress.__exit__(None, None, None)
+
+
+def test_plain_lines_fit_80_columns_and_an_ascii_stream_gets_ascii() -> None:
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii")
+    clock = Clock()
+    p = Progress(stream=stream, interval_s=0.0, clock=clock)
+    with p:
+        p(RunStarted({"w": 3}))
+        p(HostPaused("https://api-02.moengage.com:443", 5))
+        p(HostPaused("https://api-101.moengage.com:443", 5))
+        finish(p, "a")
+    stream.flush()
+    text = raw.getvalue().decode("ascii")  # '·' was written as '.', nothing raised
+    assert "1/3 files . completed 1" in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert "\n  " in text  # a long line continues, indented
