@@ -102,7 +102,9 @@ def print_plan(doc: dict[str, Any], out: Console | None = None) -> None:
     table = _table(out, "Plan")
     table.add_column("workspace / report", overflow="fold")
     table.add_column("dates", no_wrap=True)
-    for col in ("files", "fetch", "expired", "future", "dropped"):
+    # 'future' and 'dropped' are mostly 0: shown only when not (the line below has them)
+    extra = [c for c in ("future", "dropped") if doc["totals"][c]]
+    for col in ("files", "fetch", "expired", *extra):
         table.add_column(col, justify="right", no_wrap=True)
     for ws in doc["workspaces"]:
         table.add_row(f"[bold]{escape(ws['name'])}[/bold] (today {ws['today']})")
@@ -112,7 +114,7 @@ def print_plan(doc: dict[str, Any], out: Console | None = None) -> None:
             table.add_row(
                 "  " + escape(rp["name"] + sched),
                 _span(out, rp["first_date"], rp["last_date"], ws["today"]), str(rp["dates"]),
-                fetch, str(rp["expired"]), str(rp["future"]), str(rp["dropped"]),
+                fetch, str(rp["expired"]), *[str(rp[c]) for c in extra],
             )
     out.print(table)
     t = doc["totals"]
