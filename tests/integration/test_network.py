@@ -207,3 +207,16 @@ async def test_cli_unsupported_proxy_exits_2_and_cacert_is_used(
         missing = await anyio.run_process([*cmd, "--cacert", str(tmp_path / "nope.pem")],
                                           check=False, env=env)
         assert missing.returncode == 2 and b"--cacert" in missing.stderr
+
+
+async def test_check_reports_an_untrusted_certificate_and_passes_with_the_ca(
+        tmp_path: Path, ca_file: Path, server_ssl: ssl.SSLContext) -> None:
+    from backfill.check import check
+
+    async with run_simulator(tls_config(tmp_path, None), today=TODAY, ssl=server_ssl) as sim:
+        untrusted = pointed_at(tls_config(tmp_path, None), https_base(sim))
+        (verdict,) = await check(untrusted, [], {"acme": TODAY})
+        trusted = pointed_at(tls_config(tmp_path, ca_file), https_base(sim))
+        verdicts = await check(trusted, [], {"acme": TODAY})
+    assert not verdict.ok and verdict.text.startswith("certificate verify failed for localhost")
+    assert all(v.ok for v in verdicts) and len(verdicts) == 1 + 2
