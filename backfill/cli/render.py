@@ -226,7 +226,9 @@ def print_status(summary: Summary, manifest: Any, out: Console | None = None) ->
         out.print("At risk (not fetched yet, closest to expiry first):")
         for r in summary.at_risk[:20]:
             out.print(escape(f"  {_left(r.expires_at, now):>10} left  {r.workspace}  "
-                             f"{r.filename}  {r.status}{': ' + r.reason if r.reason else ''}"))
+                             f"{r.filename}  {r.status}"))
+            if r.reason:  # on a line of its own: a server's message is often long
+                out.print(escape(f"{'':>14}{r.reason}"))
         if len(summary.at_risk) > 20:
             out.print(_sym(out, f"  … and {len(summary.at_risk) - 20} more"))
 
