@@ -14,7 +14,8 @@ import pytest
 
 PURE = ["backfill.model", "backfill.schedule", "backfill.planner", "backfill.policy",
         "backfill.naming",
-        "backfill.signing", "backfill.journal.record", "backfill.journal.batching"]
+        "backfill.signing", "backfill.journal.record", "backfill.journal.batching",
+        "backfill.shards.assign", "backfill.shards.naming", "backfill.shards.merge"]
 IO = ["aiohttp", "anyio", "backfill.store", "backfill.engine", "backfill.client",
       "backfill.journal.lock", "backfill.journal.writer", "fcntl"]  # (pendulum loads ctypes)
 
