@@ -29,6 +29,15 @@ from ..monitor.commands import add_check_args, add_metrics_arg, add_plan_args, p
 from ..planner import WorkspacePlan, next_ready, summarize
 from ..settings import Options, check_range, check_workspaces, resolve_run
 from .argtypes import day, positive_int, seconds
+from .shards import (
+    add_manifest_parser,
+    add_run_args,
+    add_shard_plan_args,
+    cmd_manifest,
+    cmd_run_dask,
+    print_view_notes,
+    view_document,
+)
 
 if TYPE_CHECKING:  # the engine stack is imported lazily: `plan` stays fast and light
     from ..engine import Backfill
@@ -61,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="show what a run would fetch, without any request")
     plan.add_argument("config", help="path to the TOML config")
     _add_range_args(plan)
+    add_shard_plan_args(plan)
     plan.add_argument("--json", action="store_true", help="one JSON document on stdout")
     add_plan_args(plan)
 
@@ -73,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-outage", type=seconds, metavar="SECONDS",
                      help="give up on a host unreachable this long (default 1800)")
     _add_cacert(run)
+    add_run_args(run)
     run.add_argument("--no-progress", action="store_true", help="no live progress display")
     run.add_argument("--quiet", "-q", action="store_true", help="only errors on stderr")
     run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -92,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("config", help="path to the TOML config")
     verify.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
+    add_manifest_parser(sub)
     _add_simulate(sub)
     from ..tables.cli import add_parser as add_extract  # imports no pyarrow
 
@@ -192,7 +204,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     check_workspaces(config, args.workspace)
     check_range(config, args.start, args.end)
     settings = resolve_run(config, Options(today=args.today, start=args.start, end=args.end,
-                                           workspaces=args.workspace), datetime.now(UTC))
+                                           workspaces=args.workspace, shard=args.shard),
+                           datetime.now(UTC))
     wins = list(settings.windows)
     doc = plan_document(summarize(wins))
     doc["capacity"] = plan_warnings(config, wins, args.today, args.latency)
@@ -209,11 +222,18 @@ def _options(args: argparse.Namespace) -> Options:
     return Options(
         today=args.today, start=args.start, end=args.end, workspaces=args.workspace,
         output_dir=args.output_dir, manifest=args.manifest, concurrency=args.concurrency,
-        max_outage_s=args.max_outage,
+        max_outage_s=args.max_outage, shard=args.shard,
     )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.dask is not None and not args.dry_run:
+        # Secrets are resolved by each worker from its own environment, not here.
+        config = load_config(args.config, secrets=False)
+        check_workspaces(config, args.workspace)
+        return cmd_run_dask(args, config, _options(args))
+    if args.shards is not None:
+        raise ConfigError("usage: --shards goes with --dask (see 'backfill run --help')")
     config = with_cacert(load_config(args.config), args.cacert)
     check_workspaces(config, args.workspace)
     from ..engine import Backfill
@@ -324,11 +344,12 @@ def _status_source(target: str) -> tuple[Config | None, Path]:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from ..journal.state import load_manifest
+    from ..shards.view import load_view
     from ..summary import tally_records
 
     config, manifest_path = _status_source(args.target)
-    state = load_manifest(manifest_path)
+    view = load_view(manifest_path)  # the main manifest and every shard manifest beside it
+    state = view.state
     if args.check:
         return monitor.check(args, config, state, manifest_path)
     workspaces = config.workspaces if config else ()
@@ -338,13 +359,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
         doc = summary.document()
         doc["manifest"] = str(manifest_path)
         doc["torn_line"] = state.torn_line
+        doc.update(view_document(view))
         _print_json(doc)
         return EXIT_OK
     from .render import print_grid, print_status
 
-    if state.torn_line is not None:
-        print(f"backfill: note: {manifest_path}:{state.torn_line}: torn last line ignored "
+    for path, line in view.torn:
+        print(f"backfill: note: {path}:{line}: torn last line ignored "
               "(an interrupted write; the next run rewrites it)", file=sys.stderr)
+    print_view_notes(view)
     if args.grid:
         print_grid(list(state), workspaces, datetime.now(UTC))
     print_status(summary, manifest_path)
@@ -400,6 +423,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "plan": _cmd_plan, "run": _cmd_run, "status": _cmd_status, "verify": _cmd_verify,
     "simulate": _cmd_simulate, "demo": _cmd_demo, "extract": _cmd_extract,
+    "manifest": cmd_manifest,
 }
 
 
