@@ -128,10 +128,19 @@ def notify(config: Config, manifest: Path, problems: Sequence[Problem], now: dat
         sent = {}
     if not alert.due(message, sent, now, settings.min_interval_s):
         return False
-    try:
+    from ..client import ssl_context
+    from ..errors import ConfigError
+    from ..naming import origin
+    from ..proxy import ProxyTable
+
+    try:  # the run's own proxy and trust decisions
+        route = ProxyTable(config.http.proxy, os.environ if env is None else env
+                           ).route(*origin(url))
+        context = ssl_context(config.http)
         anyio.run(lambda: post(url, alert.body(message, settings.format),
-                               timeout_s=settings.timeout_s))
-    except WebhookError as exc:
+                               timeout_s=settings.timeout_s, proxy=route,
+                               ssl_context=context))
+    except (WebhookError, ConfigError) as exc:
         warn(f"alert not sent: {exc}")
         return False
     try:
