@@ -90,7 +90,7 @@ async def _post_once(session: aiohttp.ClientSession, url: str, data: bytes,
 
 async def post(url: str, body: Mapping[str, Any], *, timeout_s: float,
                attempts: int = ATTEMPTS, proxy: ProxyRoute | None = None,
-               ssl_context: ssl.SSLContext | None = None,
+               ssl_context: ssl.SSLContext | bool = True,
                sleep: Callable[[float], Awaitable[None]] = anyio.sleep) -> int:
     """POST ``body`` as JSON, through ``proxy`` when given (the run's proxy rules) and
     with the run's ``ssl_context``; the number of attempts it took. WebhookError when
@@ -98,7 +98,7 @@ async def post(url: str, body: Mapping[str, Any], *, timeout_s: float,
     data = json.dumps(body).encode()
     headers = {"Content-Type": "application/json",
                "User-Agent": f"moe-backfill/{__version__}"}
-    connector = aiohttp.TCPConnector(ssl=ssl_context if ssl_context is not None else True)
+    connector = aiohttp.TCPConnector(ssl=ssl_context)
     async with aiohttp.ClientSession(headers=headers, trust_env=False, connector=connector,
                                      cookie_jar=aiohttp.DummyCookieJar()) as session:
         for n in range(attempts):
