@@ -24,11 +24,11 @@ from .. import __version__, eventloop
 from ..config import Config, DateSpec, load_config
 from ..errors import BackfillError, ConfigError, first_error
 from ..model import Window
-from ..monitor import commands as monitor
-from ..monitor.commands import add_check_args, add_metrics_arg, add_plan_args, plan_warnings
 from ..planner import WorkspacePlan, next_ready, summarize
 from ..settings import Options, check_range, check_workspaces, resolve_run
+from . import monitor
 from .argtypes import day, positive_int, seconds
+from .monitor import add_check_args, add_metrics_arg, add_plan_args, plan_warnings
 from .shards import (
     add_manifest_parser,
     add_run_args,
