@@ -19,6 +19,8 @@ from .errors import ConfigError
 from .model import Window
 from .naming import TEMP_SUFFIX
 from .planner import todays, windows
+from .shards.assign import Shard
+from .shards.naming import shard_manifest
 
 if TYPE_CHECKING:
     from .events import Event
@@ -36,6 +38,7 @@ class Options:
     manifest: Path | None = None
     concurrency: int | None = None
     max_outage_s: float | None = None
+    shard: Shard | None = None  # only this shard's workspaces, journalled in its own manifest
     events: list[Callable[[Event], None]] = field(default_factory=list)
 
 
@@ -45,7 +48,9 @@ class ResolvedRun:
 
     config: Config
     output_dir: Path
-    manifest: Path
+    manifest: Path  # the one this run appends to (a shard's own, or the main one)
+    main_manifest: Path  # the main one, beside which shard manifests live
+    shard: Shard | None
     concurrency: int
     max_outage_s: float
     today: Mapping[str, date]  # per workspace, each in its own time zone
@@ -65,16 +70,21 @@ def resolve_run(config: Config, options: Options, now: datetime) -> ResolvedRun:
     o, run = options, config.run
     if o.output_dir is not None:
         run = dataclasses.replace(run, output_dir=o.output_dir)
-    output_dir, manifest = run.output_dir, o.manifest or run.manifest_path
-    if manifest.name.endswith(TEMP_SUFFIX):
-        raise ConfigError(f"--manifest {manifest}: must not end in "
+    output_dir, main = run.output_dir, o.manifest or run.manifest_path
+    if main.name.endswith(TEMP_SUFFIX):
+        raise ConfigError(f"--manifest {main}: must not end in "
                           f"'{TEMP_SUFFIX}' (the stale-download sweep would delete it)")
     today = resolve_today(config, o.today, now)
     # A pinned today names a date, not an hour: then every file of it counts as generated.
     wins = windows(config, today, start=o.start, end=o.end, only=o.workspaces,
                    now=None if o.today else now)
+    shard = o.shard
+    if shard is not None:
+        wins = [w for w in wins if shard.owns(w.workspace.name)]
     return ResolvedRun(
-        config=config, output_dir=output_dir, manifest=manifest,
+        config=config, output_dir=output_dir,
+        manifest=main if shard is None else shard_manifest(main, shard),
+        main_manifest=main, shard=shard,
         concurrency=o.concurrency or run.concurrency,
         max_outage_s=o.max_outage_s if o.max_outage_s is not None else run.max_outage_s,
         today=today, windows=tuple(wins),

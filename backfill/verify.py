@@ -1,10 +1,16 @@
 """``backfill verify``: re-hash every completed file; a missing or altered one is recorded
 failed, so the next run fetches it again (if its date is still inside the window). Table
 files, if any were extracted, are re-hashed too (:mod:`.tables.check`); a bad one is
-converted again by the next ``extract``."""
+converted again by the next ``extract``.
+
+With shard manifests beside the main one, the merged view is checked, and a bad file's
+``failed`` record goes into every manifest that holds it completed (a completed record
+beats any other in the merge, so one left anywhere would hide the failure); every
+manifest is locked meanwhile."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import PurePosixPath
 from typing import Any
@@ -15,7 +21,9 @@ import anyio.to_thread
 from .clock import Clock
 from .config import Config
 from .errors import StorageError
-from .journal import Record, Status, open_journal
+from .journal import ManifestState, Record, Status, open_journal
+from .shards.merge import has_file
+from .shards.view import fold, part_paths
 from .store import Store, open_store
 
 
@@ -26,8 +34,16 @@ async def verify(config: Config, clock: Clock | None = None) -> dict[str, Any]:
     store = open_store(run.output_dir, max_file_bytes=run.max_file_bytes)
     bad: list[dict[str, str]] = []
     checked = 0
-    async with open_journal(manifest) as journal:
-        for rec in journal.state:
+    async with contextlib.AsyncExitStack() as stack:
+        # The main manifest and every shard manifest beside it, each locked and open.
+        journals = [await stack.enter_async_context(open_journal(path))
+                    for path in part_paths(manifest)]
+        view = journals[0].state
+        if len(journals) > 1:
+            view = ManifestState()
+            for journal in journals:
+                fold(view, journal.state, set())
+        for rec in view:
             if rec.status is not Status.COMPLETED or not rec.path:
                 continue
             checked += 1
@@ -36,11 +52,14 @@ async def verify(config: Config, clock: Clock | None = None) -> dict[str, Any]:
                 continue
             bad.append({"workspace": rec.workspace, "filename": rec.filename,
                         "path": rec.path, "reason": problem})
-            await journal.put(dataclasses.replace(
-                rec, status=Status.FAILED, path=None, bytes=None, sha256=None,
-                http_status=None, request_id=None, error=f"verify: {problem}",
-                updated_at=clock.wall().strftime("%Y-%m-%dT%H:%M:%SZ"),
-            ))
+            at = clock.wall().strftime("%Y-%m-%dT%H:%M:%SZ")
+            for journal in journals:  # a completed record left anywhere would win the merge
+                held = journal.state.get(rec.key)
+                if held is not None and has_file(held):
+                    await journal.put(dataclasses.replace(
+                        held, status=Status.FAILED, path=None, bytes=None, sha256=None,
+                        http_status=None, request_id=None, error=f"verify: {problem}",
+                        updated_at=at))
         from .tables.check import verify_tables  # hashes only: no pyarrow needed
 
         tables = await anyio.to_thread.run_sync(verify_tables, run.output_dir, manifest)

@@ -27,12 +27,21 @@ from .. import __version__, eventloop
 from ..config import Config, DateSpec, load_config
 from ..errors import BackfillError, ConfigError, first_error
 from ..model import Window
-from ..monitor import commands as monitor
-from ..monitor.commands import add_check_args, add_metrics_arg, add_plan_args, plan_warnings
 from ..planner import WorkspacePlan, next_ready, summarize
 from ..settings import Options, check_range, check_workspaces, resolve_run, resolve_today
+from . import monitor
 from .argtypes import day, duration, positive_int
 from .helptext import COMMANDS, DESCRIPTION, EPILOG
+from .monitor import add_check_args, add_metrics_arg, add_plan_args, plan_warnings
+from .shards import (
+    add_manifest_parser,
+    add_run_args,
+    add_shard_plan_args,
+    cmd_manifest,
+    cmd_run_dask,
+    print_view_notes,
+    view_document,
+)
 
 if TYPE_CHECKING:  # the engine stack is imported lazily: `plan` stays fast and light
     from ..engine import Backfill
@@ -121,6 +130,7 @@ def _add_plan_and_run(sub: Any) -> None:
     plan = _command(sub, "plan")
     _config_arg(plan)
     _add_range_args(plan)
+    add_shard_plan_args(plan)
     plan.add_argument("--json", action="store_true", help="one JSON document on stdout")
     add_plan_args(plan)
 
@@ -134,6 +144,7 @@ def _add_plan_and_run(sub: Any) -> None:
                      help="give up on a host unreachable this long: 90s, 30m, 2h "
                      "(default [run] max_outage_s, 30m)")
     _add_cacert(run)
+    add_run_args(run)
     run.add_argument("--no-progress", action="store_true", help="no live progress display")
     run.add_argument("--quiet", "-q", action="store_true", help="only errors on stderr")
     run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -165,6 +176,7 @@ def _add_status_verify_check(sub: Any) -> None:
     _add_cacert(check)
     check.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
+    add_manifest_parser(sub)
     from ..tables.cli import add_parser as add_extract  # imports no pyarrow
 
     add_extract(sub)
@@ -287,7 +299,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     check_workspaces(config, args.workspace)
     check_range(config, args.start, args.end)
     settings = resolve_run(config, Options(today=args.today, start=args.start, end=args.end,
-                                           workspaces=args.workspace), datetime.now(UTC))
+                                           workspaces=args.workspace, shard=args.shard),
+                           datetime.now(UTC))
     wins = list(settings.windows)
     doc = plan_document(summarize(wins))
     doc["capacity"] = plan_warnings(config, wins, args.today, args.latency)
@@ -304,11 +317,18 @@ def _options(args: argparse.Namespace) -> Options:
     return Options(
         today=args.today, start=args.start, end=args.end, workspaces=args.workspace,
         output_dir=args.output_dir, manifest=args.manifest, concurrency=args.concurrency,
-        max_outage_s=args.max_outage,
+        max_outage_s=args.max_outage, shard=args.shard,
     )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.dask is not None and not args.dry_run:
+        # Secrets are resolved by each worker from its own environment, not here.
+        config = load_config(args.config, secrets=False)
+        check_workspaces(config, args.workspace)
+        return cmd_run_dask(args, config, _options(args))
+    if args.shards is not None:
+        raise ConfigError("usage: --shards goes with --dask (see 'backfill run --help')")
     config = with_cacert(load_config(args.config), args.cacert)
     check_workspaces(config, args.workspace)
     from ..engine import Backfill
@@ -424,11 +444,12 @@ def _status_source(args: argparse.Namespace) -> tuple[Config | None, Path]:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from ..journal.state import load_manifest
+    from ..shards.view import load_view
     from ..summary import tally_records
 
     config, manifest_path = _status_source(args)
-    state = load_manifest(manifest_path)
+    view = load_view(manifest_path)  # the main manifest and every shard manifest beside it
+    state = view.state
     if args.check:
         return monitor.check(args, config, state, manifest_path)
     workspaces = config.workspaces if config else ()
@@ -438,13 +459,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
         doc = summary.document()
         doc["manifest"] = str(manifest_path)
         doc["torn_line"] = state.torn_line
+        doc.update(view_document(view))
         _print_json(doc)
         return EXIT_OK
     from .render import print_grid, print_status
 
-    if state.torn_line is not None:
-        print(f"backfill: note: {manifest_path}:{state.torn_line}: torn last line ignored "
+    for path, line in view.torn:
+        print(f"backfill: note: {path}:{line}: torn last line ignored "
               "(an interrupted write; the next run rewrites it)", file=sys.stderr)
+    print_view_notes(view)
     if args.grid:
         print_grid(list(state), workspaces, datetime.now(UTC))
     print_status(summary, manifest_path)
@@ -546,6 +569,7 @@ _COMMANDS = {
     "plan": _cmd_plan, "run": _cmd_run, "status": _cmd_status, "verify": _cmd_verify,
     "check": _cmd_check, "completion": _cmd_completion,
     "simulate": _cmd_simulate, "demo": _cmd_demo, "extract": _cmd_extract,
+    "manifest": cmd_manifest,
 }
 
 

@@ -67,6 +67,8 @@ examples:
   backfill check my.toml --workspace acme"""),
     "extract": ("convert completed downloads into typed Parquet tables", """\
 Needs pyarrow: pip install 'moe-backfill[parquet]'."""),
+    "manifest": ("manifest tools: merge shard manifests (manifest merge OUT IN...)", """\
+A completed file beats any other status, otherwise the newest record wins."""),
     "simulate": ("serve a local imitation of the API, with fault injection", """\
 The base URL is printed on the first line of stdout; it serves until Ctrl-C.
 Without --config it serves the demo workspaces (api_key "demo-api-key").

@@ -10,18 +10,24 @@ again, each run with its own state.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Iterator
+
+import anyio
+import anyio.to_thread
 
 from ..clock import Clock
 from ..config import Config
 from ..errors import first_error
 from ..events import Event
-from ..journal import load_manifest, open_journal
+from ..journal import open_journal
 from ..model import Rerun, Task, Window
 from ..planner import tasks as plan_tasks
 from ..policy import outstanding
 from ..settings import Options, ResolvedRun, resolve_run
+from ..shards.lock import ShardLocks
+from ..shards.view import load_state
 from ..store import open_store
 from ..store.local import prepare_dirs
 from ..summary import Summary
@@ -75,7 +81,7 @@ class Backfill:
     def dry_run(self) -> Iterator[tuple[Task, str]]:
         """(task, url) of every request a run would make now; reads the manifest only."""
         settings = self.resolve()
-        state = load_manifest(settings.manifest)
+        state = load_state(settings.main_manifest, settings.manifest)
         for step in outstanding(plan_tasks(settings.windows), state):
             if step.action is Rerun.FETCH:
                 yield step.task, url_of(step.task)
@@ -85,9 +91,17 @@ class Backfill:
         client = make_client(settings)
         prepare_dirs([settings.output_dir, settings.manifest.parent])
         store = open_store(settings.output_dir, max_file_bytes=self.config.run.max_file_bytes)
+        shard_locks = None if settings.shard is None else ShardLocks(settings.main_manifest)
         try:
-            async with open_journal(settings.manifest, compact=True) as journal:
-                await store.sweep()
+            if shard_locks is not None:  # beside other shard runs, never beside a plain run
+                await anyio.to_thread.run_sync(shard_locks.acquire)
+            # The state a run starts from: the main manifest and every shard's, merged.
+            view = functools.partial(load_state, settings.main_manifest)
+            async with open_journal(settings.manifest, compact=True, load=view) as journal:
+                if shard_locks is None or shard_locks.alone:
+                    await store.sweep()  # no other run's partial downloads are in flight
+                if shard_locks is not None:
+                    shard_locks.swept()
                 self._run = self.last_run = Run(
                     settings, journal, store, clock=self.clock, rng=self.rng,
                     emit=self._emit, listening=lambda: bool(self._subscribers),
@@ -100,6 +114,8 @@ class Backfill:
             raise first_error(group) from None
         finally:
             self._run = None
+            if shard_locks is not None:
+                shard_locks.release()
             await store.close()
         return summary
 

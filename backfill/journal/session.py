@@ -15,7 +15,7 @@ as it is.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,12 +61,14 @@ class Journal:
 
 @asynccontextmanager
 async def open_journal(
-    path: Path, *, compact: bool = False, clock: Clock | None = None
+    path: Path, *, compact: bool = False, clock: Clock | None = None,
+    load: Callable[[Path], ManifestState] = load_manifest,
 ) -> AsyncIterator[Journal]:
     """Lock, load, start the writer; on exit close it (shielded) and compact if due.
-    ``clock`` times the writer's batching (default: real time)."""
+    ``clock`` times the writer's batching (default: real time); ``load`` reads the
+    state the run starts from (the shards' merged view reads other manifests too)."""
     with ManifestLock(path):
-        state = await anyio.to_thread.run_sync(load_manifest, path)
+        state = await anyio.to_thread.run_sync(load, path)
         writer = ManifestWriter(path, clock=clock)
         journal = Journal(path, state, writer, compact)
         async with anyio.create_task_group() as tg:

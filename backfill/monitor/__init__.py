@@ -12,9 +12,11 @@ Pure parts (no I/O; ``now`` and the manifest's records are arguments):
     runs       the run record: when each workspace last finished a run
     capacity   ``plan``'s warning when a plan cannot finish before files expire
 
+    digest     one pass over the manifest's records, for all of the above
+
 I/O parts: ``files`` (small JSON state beside the manifest, metrics file; atomic, no
 symlink followed), ``webhook`` (aiohttp poster) and ``hooks`` (what ``run`` and
-``status --check`` call).
+``status --check`` call). The flags and what they print are in ``cli/monitor.py``.
 
 Two small files live beside the manifest ``M``: ``M.runs.json`` (the run record, written by
 ``run`` at its end) and ``M.alerts.json`` (when each alert was last sent).

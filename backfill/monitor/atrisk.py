@@ -40,14 +40,16 @@ class Journal(Protocol):
 
 
 def unfetched(journal: Journal, wins: Sequence[Window], zones: Mapping[str, str],
-              now: datetime) -> list[AtRisk]:
+              now: datetime, *, records: Iterable[Record] | None = None) -> list[AtRisk]:
     """Every file at risk at ``now``, soonest expiry first.
 
     ``wins`` are the planned windows (their ``today`` taken at ``now``); ``zones`` maps a
     workspace name to its time zone (UTC for a workspace the config does not know).
+    ``records``: the journal's records that are not completed or expired, when already
+    known (``Digest.open``), so the journal is not read again.
     """
     out: list[AtRisk] = []
-    for rec in journal:
+    for rec in journal if records is None else records:
         if rec.status.value not in UNFETCHED:
             continue
         exp = expires_at(date.fromisoformat(rec.date), zones.get(rec.workspace, "UTC"))

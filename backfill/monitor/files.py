@@ -16,6 +16,8 @@ import secrets
 import stat
 from pathlib import Path
 
+from ..store.local.durability import write_all
+
 MAX_STATE_BYTES = 1024 * 1024
 
 
@@ -37,9 +39,7 @@ def write_atomic(path: Path, text: str) -> None:
                      0o644, dir_fd=dfd)
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
+                write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)

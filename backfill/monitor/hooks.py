@@ -19,13 +19,14 @@ import anyio
 
 from ..config import Config
 from ..planner import Window, todays, windows
-from ..summary import AtRisk, Summary, tally_records
+from ..summary import AtRisk, Summary
 from . import alert, runs, verdict
 from .atrisk import Journal, unfetched, within
+from .digest import Digest, digest
 from .files import alerts_path, read_small, runs_path, write_atomic
 from .metrics import EXPIRING_WITHIN, WorkspaceMetrics, render
 from .settings import resolve_webhook
-from .verdict import Problem, rejected
+from .verdict import Problem, rejected_in
 from .webhook import WebhookError, post
 
 
@@ -61,9 +62,9 @@ def record_run(manifest: Path, summary: Summary, now: datetime) -> dict[str, run
 
 @dataclass(frozen=True, slots=True)
 class View:
-    """What the manifest says at ``now``: records, files at risk, the run record."""
+    """What the manifest says at ``now``: its digest, files at risk, the run record."""
 
-    journal: Journal
+    digest: Digest
     risks: list[AtRisk]
     record: dict[str, runs.WorkspaceRun]
     names: list[str]
@@ -76,25 +77,25 @@ def view(config: Config | None, journal: Journal, manifest: Path, now: datetime,
     if wins is None:
         wins = windows(config, todays(workspaces, now)) if config else []
     zones = {ws.name: ws.timezone for ws in workspaces}
-    names = [ws.name for ws in workspaces] or sorted({r.workspace for r in journal})
-    return View(journal, unfetched(journal, wins, zones, now), load_runs(manifest), names, now)
+    d = digest(journal)  # the one pass over the records
+    names = [ws.name for ws in workspaces] or sorted(d.counts)
+    risks = unfetched(journal, wins, zones, now, records=d.open)
+    return View(d, risks, load_runs(manifest), names, now)
 
 
 def last_finished(v: View) -> dict[str, datetime | None]:
-    fallback = runs.newest_updates(v.journal)
+    fallback = runs.newest_updates(v.digest.newest)
     return {n: runs.last_finished(v.record, fallback, n) for n in v.names}
 
 
-def write_metrics(path: Path, config: Config | None, v: View) -> None:
-    summary = tally_records(v.journal, config.workspaces if config else (), v.now)
+def write_metrics(path: Path, v: View) -> None:
     rows = []
-    for name in sorted(set(v.names) | set(summary.workspaces)):
-        t = summary.workspaces.get(name)
+    for name in sorted(set(v.names) | set(v.digest.counts)):
         mine = [r for r in v.risks if r.workspace == name]
         run = v.record.get(name)
         soonest = min((r.expires_at for r in mine), default=None)
         rows.append(WorkspaceMetrics(
-            name, dict(t.counts) if t else {}, t.bytes if t else 0,
+            name, dict(v.digest.counts.get(name, {})), v.digest.bytes[name],
             run.requests if run else 0, run.retries if run else 0,
             run.finished_at.timestamp() if run else 0.0,
             run.succeeded_at.timestamp() if run and run.succeeded_at else 0.0,
@@ -128,10 +129,19 @@ def notify(config: Config, manifest: Path, problems: Sequence[Problem], now: dat
         sent = {}
     if not alert.due(message, sent, now, settings.min_interval_s):
         return False
-    try:
+    from ..client import ssl_context
+    from ..errors import ConfigError
+    from ..naming import origin
+    from ..proxy import ProxyTable
+
+    try:  # the run's own proxy and trust decisions
+        route = ProxyTable(config.http.proxy, os.environ if env is None else env
+                           ).route(*origin(url))
+        context = ssl_context(config.http)
         anyio.run(lambda: post(url, alert.body(message, settings.format),
-                               timeout_s=settings.timeout_s))
-    except WebhookError as exc:
+                               timeout_s=settings.timeout_s, proxy=route,
+                               ssl_context=context))
+    except (WebhookError, ConfigError) as exc:
         warn(f"alert not sent: {exc}")
         return False
     try:
@@ -161,9 +171,9 @@ def after_run(config: Config, summary: Summary, manifest: Path, wins: Sequence[W
         return
     v = view(config, journal, manifest, now, wins)
     if metrics_file is not None:
-        write_metrics(metrics_file, config, v)
+        write_metrics(metrics_file, v)
     if wanted_alert:
-        problems = verdict.after_run(summary, v.risks, rejected(journal), now,
+        problems = verdict.after_run(summary, v.risks, rejected_in(v.digest), now,
                                      within_s=config.notify.within_s)
         notify(config, manifest, problems, now, command="run")
 
@@ -175,10 +185,10 @@ def status_check(config: Config | None, journal: Journal, manifest: Path, *,
     and posting the alert when configured. ValueError when the webhook's variable is
     not set (a config problem: exit 2)."""
     v = view(config, journal, manifest, now)
-    problems = verdict.check(v.risks, rejected(journal), v.names, last_finished(v), now,
+    problems = verdict.check(v.risks, rejected_in(v.digest), v.names, last_finished(v), now,
                              within_s=within_s, stale_s=stale_s)
     if metrics_file is not None:
-        write_metrics(metrics_file, config, v)
+        write_metrics(metrics_file, v)
     if config is not None:
         notify(config, manifest, problems, now, command="status --check")
     return problems

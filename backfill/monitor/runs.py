@@ -19,15 +19,12 @@ nothing cannot be seen that way, so the record file is the better witness).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..summary import Summary
-
-if TYPE_CHECKING:
-    from ..journal import Record
 
 _FMT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -44,7 +41,7 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(_FMT)
 
 
-def _parse_stamp(text: Any) -> datetime | None:
+def parse_stamp(text: Any) -> datetime | None:
     if not isinstance(text, str):
         return None
     try:
@@ -86,24 +83,20 @@ def decode(text: str) -> dict[str, WorkspaceRun]:
         raise ValueError("not a run record (expected {\"v\": 1, \"workspaces\": {...}})")
     out: dict[str, WorkspaceRun] = {}
     for name, row in doc["workspaces"].items():
-        finished = _parse_stamp(row.get("finished_at")) if isinstance(row, dict) else None
+        finished = parse_stamp(row.get("finished_at")) if isinstance(row, dict) else None
         if finished is None:
             continue
         out[name] = WorkspaceRun(
-            finished, _parse_stamp(row.get("succeeded_at")),
+            finished, parse_stamp(row.get("succeeded_at")),
             *(v if isinstance(v := row.get(k), int) and not isinstance(v, bool) else 0
               for k in ("requests", "retries")))
     return out
 
 
-def newest_updates(records: Iterable[Record]) -> dict[str, datetime]:
-    """Per workspace, the newest ``updated_at`` of its records (the fallback witness)."""
-    out: dict[str, datetime] = {}
-    for rec in records:
-        at = _parse_stamp(rec.updated_at)
-        if at is not None and (rec.workspace not in out or at > out[rec.workspace]):
-            out[rec.workspace] = at
-    return out
+def newest_updates(newest: Mapping[str, str]) -> dict[str, datetime]:
+    """Per workspace, its records' newest ``updated_at`` (``Digest.newest``) as an
+    instant: the fallback witness of the last run."""
+    return {ws: at for ws, text in newest.items() if (at := parse_stamp(text)) is not None}
 
 
 def last_finished(record: Mapping[str, WorkspaceRun], fallback: Mapping[str, datetime],

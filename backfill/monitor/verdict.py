@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from ..summary import AtRisk, Summary
 from .atrisk import by_report, within
+from .digest import Digest, digest
 from .settings import show_duration
 
 if TYPE_CHECKING:
@@ -135,17 +136,17 @@ def rejected(records: Iterable[Record]) -> list[Problem]:
     manifest: at least three dates answered 400 (missing or expired, not today's pending
     file) after the report's last completed file, or with no completed file at all.
     Re-checks of missing days older than a completed file never flag a report."""
-    last_ok: dict[tuple[str, str], str] = {}
+    return rejected_in(digest(records))
+
+
+def rejected_in(d: Digest) -> list[Problem]:
+    """:func:`rejected` from a manifest's :class:`Digest`."""
     answers: dict[tuple[str, str], list[Record]] = {}
-    for rec in records:
-        key = (rec.workspace, rec.report)
-        if rec.status.value == "completed":
-            last_ok[key] = max(last_ok.get(key, ""), rec.date)
-        elif rec.http_status == 400 and rec.status.value in ("missing", "expired"):
-            answers.setdefault(key, []).append(rec)
+    for rec in d.answers_400:
+        answers.setdefault((rec.workspace, rec.report), []).append(rec)
     out = []
     for (ws, report), recs in answers.items():
-        since = last_ok.get((ws, report))
+        since = d.last_ok.get((ws, report))
         after = [r for r in recs if since is None or r.date > since]
         if len(after) < REJECTED_AT_LEAST:
             continue

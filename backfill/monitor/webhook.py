@@ -15,15 +15,19 @@ appears in errors only as its origin with the path masked (``https://hooks.slack
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
 
 from .. import __version__
+
+if TYPE_CHECKING:
+    from ..proxy import ProxyRoute
 
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 ATTEMPTS = 3
@@ -66,10 +70,16 @@ def _wait(attempt: Attempt, n: int) -> float | None:
 
 
 async def _post_once(session: aiohttp.ClientSession, url: str, data: bytes,
-                     timeout_s: float) -> Attempt:
+                     timeout_s: float, via: ProxyRoute | None) -> Attempt:
+    # through a proxy: CONNECT for https (the proxy sees the host only), else forwarded
+    forwarded = via is not None and not url.startswith("https:")
     try:
         with anyio.fail_after(timeout_s):
-            async with session.post(url, data=data, allow_redirects=False) as resp:
+            async with session.post(
+                    url, data=data, allow_redirects=False,
+                    headers=dict(via.headers) if via and forwarded else None,
+                    proxy=via.url if via else None,
+                    proxy_headers=dict(via.headers) if via else None) as resp:
                 await resp.read()
                 return Attempt(resp.status, resp.headers.get("Retry-After"))
     except TimeoutError:
@@ -79,17 +89,20 @@ async def _post_once(session: aiohttp.ClientSession, url: str, data: bytes,
 
 
 async def post(url: str, body: Mapping[str, Any], *, timeout_s: float,
-               attempts: int = ATTEMPTS,
+               attempts: int = ATTEMPTS, proxy: ProxyRoute | None = None,
+               ssl_context: ssl.SSLContext | bool = True,
                sleep: Callable[[float], Awaitable[None]] = anyio.sleep) -> int:
-    """POST ``body`` as JSON; the number of attempts it took. WebhookError when every
-    attempt failed, naming the last reason and the masked URL."""
+    """POST ``body`` as JSON, through ``proxy`` when given (the run's proxy rules) and
+    with the run's ``ssl_context``; the number of attempts it took. WebhookError when
+    every attempt failed, naming the last reason and the masked URL."""
     data = json.dumps(body).encode()
     headers = {"Content-Type": "application/json",
                "User-Agent": f"moe-backfill/{__version__}"}
-    async with aiohttp.ClientSession(headers=headers, trust_env=False,
+    connector = aiohttp.TCPConnector(ssl=ssl_context)
+    async with aiohttp.ClientSession(headers=headers, trust_env=False, connector=connector,
                                      cookie_jar=aiohttp.DummyCookieJar()) as session:
         for n in range(attempts):
-            got = await _post_once(session, url, data, timeout_s)
+            got = await _post_once(session, url, data, timeout_s, proxy)
             if got.status is not None and 200 <= got.status < 300:
                 return n + 1
             wait = _wait(got, n)

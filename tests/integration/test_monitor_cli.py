@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+import trustme
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -36,15 +38,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class Receiver:
     url: str = ""
     bodies: list[Any] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
 
 
 @asynccontextmanager
-async def receiver(answer: Callable[[int], Awaitable[web.StreamResponse]]
-                   ) -> AsyncIterator[Receiver]:
+async def receiver(answer: Callable[[int], Awaitable[web.StreamResponse]],
+                   tls: ssl.SSLContext | None = None) -> AsyncIterator[Receiver]:
     """A webhook receiver; ``answer(n)`` makes the reply to the n-th POST (0-based)."""
     got = Receiver()
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        got.headers.append(dict(request.headers))
         got.bodies.append(await request.json())
         return await answer(len(got.bodies) - 1)
 
@@ -52,10 +56,11 @@ async def receiver(answer: Callable[[int], Awaitable[web.StreamResponse]]
     app.router.add_post(SECRET_PATH, handle)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
     port = runner.addresses[0][1]
-    got.url = f"http://127.0.0.1:{port}{SECRET_PATH}"
+    got.url = (f"https://localhost:{port}{SECRET_PATH}" if tls
+               else f"http://127.0.0.1:{port}{SECRET_PATH}")
     try:
         yield got
     finally:
@@ -100,8 +105,14 @@ def write_config(tmp: Path, base_url: str = "http://127.0.0.1:9", *, fmt: str = 
     return path
 
 
-async def cli(*args: str, hook: str | None = None) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "HOOK": hook or "http://127.0.0.1:9/unused"}
+PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
+              "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"}
+
+
+async def cli(*args: str, hook: str | None = None, **extra: str,
+              ) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    env.update(HOOK=hook or "http://127.0.0.1:9/unused", **extra)
     return await anyio.run_process([sys.executable, "-m", "backfill", *args], check=False,
                                    env=env)
 
@@ -223,6 +234,8 @@ async def test_webhook_429_with_retry_after_is_retried(tmp_path: Path) -> None:
         result = await cli("status", str(cfg), "--check", hook=hook.url)
     assert result.returncode == 3
     assert len(hook.bodies) == 2 and hook.bodies[0] == hook.bodies[1]
+    assert hook.headers[0]["Content-Type"] == "application/json"
+    assert hook.headers[0]["User-Agent"].startswith("moe-backfill/")
     assert set(hook.bodies[1]) == {"text", "blocks"}
     assert "acme: 1 file failed (http 503)" in hook.bodies[1]["text"]
     assert b"warning" not in result.stderr, result.stderr.decode()
@@ -256,6 +269,25 @@ async def test_a_hanging_or_failing_webhook_never_fails_the_check(tmp_path: Path
         result = await cli("status", str(cfg), "--check", hook=hook.url)
     assert result.returncode == 3 and len(hook.bodies) == 1  # a 404 is not retried
     assert "HTTP 404 after 1 attempt" in result.stderr.decode()
+
+
+async def test_https_webhook_through_the_runs_proxy_and_ca_bundle(tmp_path: Path) -> None:
+    from .connect_proxy import connect_proxy
+
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(server)
+    ca_file = tmp_path / "corp-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    failing_manifest(tmp_path)
+    cfg = write_config(tmp_path)
+    cfg.write_text(cfg.read_text() + f'\n[http]\nca_bundle = "{ca_file}"\n')
+    async with receiver(ok, tls=server) as hook, connect_proxy() as proxy:
+        result = await cli("status", str(cfg), "--check", hook=hook.url, HTTPS_PROXY=proxy.url)
+    assert result.returncode == 3 and b"warning" not in result.stderr, result.stderr.decode()
+    assert len(hook.bodies) == 1
+    port = hook.url.split(":")[2].split("/")[0]
+    assert [s.line for s in proxy.seen] == [f"CONNECT localhost:{port} HTTP/1.1"]
 
 
 async def test_generic_json_body_and_the_rate_limit(tmp_path: Path) -> None:
@@ -325,5 +357,18 @@ async def test_run_alerts_once_records_the_run_and_writes_metrics(tmp_path: Path
     assert requests.value > 0
 
 
-def _unused(d: date) -> None:  # keep the date import for readers of record()
-    del d
+
+
+async def test_a_workspace_stopped_on_auth_is_alerted_with_the_fix(tmp_path: Path) -> None:
+    sim_cfg = parse_config({"workspace": [{"name": "acme", "app_id": "ACME01",
+                                           "api_key": "the-rotated-key", "reports": ["Daily"]}]},
+                           tmp_path / "sim.toml")
+    async with run_simulator(sim_cfg, today=TODAY) as sim, receiver(ok) as hook:
+        cfg = write_config(tmp_path, sim.base_url)
+        result = await cli("run", str(cfg), "--no-progress", "-q", hook=hook.url)
+    assert result.returncode == 1
+    [body] = hook.bodies
+    [auth] = [b for b in body["blocks"] if "Stopped on authentication" in str(b)]
+    assert "fix api_key/secret_key, then run backfill again" in auth["text"]["text"]
+    assert "acme: " in body["text"] and "failed (auth" in body["text"]
+    assert "k-acme-123" not in json.dumps(body) and "the-rotated-key" not in json.dumps(body)

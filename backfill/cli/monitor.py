@@ -1,5 +1,5 @@
 """The monitoring part of the command line: the flags of ``run``, ``status --check`` and
-``plan``, and what each prints. Presentation only; the work is in ``hooks``.
+``plan``, and what each prints. Presentation only; the work is in ``monitor.hooks``.
 
 ``status --check`` exit codes: 0 nothing needs a human · 3 at least one problem (one line
 each on stdout) · 2 bad config or usage, as everywhere.
@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..errors import ConfigError
+from ..monitor.settings import HOUR, parse_duration, show_duration
 from ..planner import Window
-from .settings import HOUR, parse_duration, show_duration
 
 if TYPE_CHECKING:
+    from ..monitor.atrisk import Journal
     from ..summary import AtRisk, Summary
-    from .atrisk import Journal
 
 EXIT_CHECK = 3
 DEFAULT_WITHIN_S = 48 * HOUR
@@ -63,8 +63,8 @@ def add_plan_args(p: argparse.ArgumentParser) -> None:
 def at_risk(config: Config | None, journal: Journal, now: datetime) -> list[AtRisk]:
     """The at-risk view for ``status``: with a config, planned dates without a record
     too; without one, the records only (zones in UTC)."""
+    from ..monitor.atrisk import unfetched
     from ..planner import todays, windows
-    from .atrisk import unfetched
 
     if config is None:
         return unfetched(journal, [], {}, now)
@@ -80,7 +80,7 @@ def metrics_file(args: argparse.Namespace, config: Config | None) -> Path | None
 def plan_warnings(config: Config, wins: Sequence[Window], pinned: date | None,
                   latency_s: float) -> list[dict[str, Any]]:
     """Print one warning line per workspace that would lose files; the JSON rows."""
-    from .capacity import shortfalls
+    from ..monitor.capacity import shortfalls
 
     now = (datetime(pinned.year, pinned.month, pinned.day, tzinfo=UTC) if pinned
            else datetime.now(UTC))
@@ -95,7 +95,7 @@ def plan_warnings(config: Config, wins: Sequence[Window], pinned: date | None,
 
 def after_run(args: argparse.Namespace, config: Config, summary: Summary, manifest: Path,
               wins: Sequence[Window]) -> None:
-    from .hooks import after_run as hook
+    from ..monitor.hooks import after_run as hook
 
     hook(config, summary, manifest, wins, metrics_file=metrics_file(args, config),
          now=datetime.now(UTC))
@@ -104,7 +104,7 @@ def after_run(args: argparse.Namespace, config: Config, summary: Summary, manife
 def check(args: argparse.Namespace, config: Config | None, journal: Journal,
           manifest: Path) -> int:
     """``status --check``: print the verdict; EXIT_CHECK when there is a problem."""
-    from .hooks import status_check
+    from ..monitor.hooks import status_check
 
     try:
         problems = status_check(config, journal, manifest, within_s=args.within,
