@@ -12,11 +12,7 @@ from hypothesis import strategies as st
 
 from backfill.config import (
     Config,
-    DateSpec,
-    HttpSettings,
     Report,
-    RetrySettings,
-    RunSettings,
     Secret,
     Workspace,
 )
@@ -24,16 +20,12 @@ from backfill.model import Kind
 from backfill.planner import local_now, next_ready, tasks, today_in, windows
 from backfill.schedule import Schedule, Timing, parse_clock, parse_duration
 
+from .test_planner import config  # a Config of these workspaces, dates as in [run]
+
 
 def ws(*reports: Report, name: str = "acme", tz: str = "UTC") -> Workspace:
     return Workspace(name=name, app_id=name.upper(), data_center="01", api_key=Secret("k"),
                      secret_key=Secret("k"), timezone=tz, reports=reports)
-
-
-def config(*workspaces: Workspace, start: str = "-9d", end: str = "today") -> Config:
-    return Config(path=Path("s.toml"),
-                  run=RunSettings(start=DateSpec.parse(start), end=DateSpec.parse(end)),
-                  http=HttpSettings(), retry=RetrySettings(), workspaces=workspaces)
 
 
 def last_day_of_month(day: date) -> bool:
