@@ -25,6 +25,15 @@ from urllib.parse import urlsplit
 
 import pendulum
 
+from .destination import (
+    ObjectURL,
+    ObjectURLError,
+    OutputDir,
+    StorageOptions,
+    local_root,
+    parse_output_dir,
+    parse_storage_table,
+)
 from .errors import ConfigError
 from .monitor.settings import NOTIFY_KEYS, NotifySettings, parse_notify
 from .naming import (
@@ -131,8 +140,8 @@ class Workspace:
 class RunSettings:
     start: DateSpec = field(default_factory=lambda: DateSpec(offset_days=-7))
     end: DateSpec = field(default_factory=DateSpec)
-    output_dir: Path = Path("reports")
-    manifest: Path | None = None  # None: <output_dir>/manifest.jsonl
+    output_dir: OutputDir = Path("reports")  # a local folder or an s3:// gs:// az:// prefix
+    manifest: Path | None = None  # None: <output_dir>/manifest.jsonl (see manifest_path)
     concurrency: int = 32
     per_host: int = 0  # connections per host; 0 = same as concurrency
     layout: str = DEFAULT_LAYOUT
@@ -142,8 +151,19 @@ class RunSettings:
 
     @property
     def manifest_path(self) -> Path:
-        """``manifest``, or ``<output_dir>/manifest.jsonl`` when not set."""
-        return self.manifest if self.manifest is not None else self.output_dir / MANIFEST_NAME
+        """``manifest``, or ``<output_dir>/manifest.jsonl`` when not set. For an object
+        destination without ``manifest``: the local journal of the manifest that lives with
+        the data (``remote_manifest``), in this machine's private place for it."""
+        if self.manifest is not None:
+            return self.manifest
+        if isinstance(self.output_dir, ObjectURL):
+            return local_root(self.output_dir) / MANIFEST_NAME
+        return self.output_dir / MANIFEST_NAME
+
+    @property
+    def remote_manifest(self) -> bool:
+        """True when the manifest lives with the data in an object store."""
+        return self.manifest is None and isinstance(self.output_dir, ObjectURL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +204,7 @@ class Config:
     workspaces: tuple[Workspace, ...]
     notify: NotifySettings = field(default_factory=NotifySettings)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
+    storage: StorageOptions = field(default_factory=StorageOptions)  # [storage]
 
     def workspace(self, name: str) -> Workspace:
         for ws in self.workspaces:
@@ -203,7 +224,8 @@ _WS_KEYS = {f.name for f in fields(Workspace)}
 _WS_SHARED_KEYS = _WS_KEYS - {"name", "app_id"}  # also allowed in [defaults]
 _WS_CONCURRENCY = cast(int, next(f.default for f in fields(Workspace)
                                   if f.name == "concurrency"))
-_TOP_KEYS = {"run", "http", "retry", "defaults", "workspace", "notify", "extract"}
+_TOP_KEYS = {"run", "http", "retry", "defaults", "workspace", "notify", "extract",
+             "storage"}
 _ENV = re.compile(r"\$\{([^}]*)\}")
 _NAME_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
 
@@ -668,10 +690,11 @@ def parse_config(
     _unknown_keys(p, "[notify]", notify_t, set(NOTIFY_KEYS))
     notify = parse_notify(p, notify_t, None if env is None else
                           lambda key, value: _interpolate(p, "[notify]", key, value, env))
+    storage = _storage(p, _table(p, raw, "storage"))
     if p.lines:
         raise ConfigError(p.lines)
     return Config(path=path, run=run, http=http, retry=retry, workspaces=tuple(workspaces),
-                  notify=notify, extract=extract)
+                  notify=notify, extract=extract, storage=storage)
 
 
 def _extract(p: _Problems, t: Mapping[str, Any]) -> ExtractSettings:
@@ -683,10 +706,29 @@ def _extract(p: _Problems, t: Mapping[str, Any]) -> ExtractSettings:
     return ExtractSettings(enabled=enabled)
 
 
+def _storage(p: _Problems, t: Mapping[str, Any]) -> StorageOptions:
+    try:
+        return parse_storage_table(t)
+    except ConfigError as exc:
+        for line in exc.problems:  # "[storage] key: message"
+            key, _, message = line.removeprefix("[storage] ").partition(": ")
+            p.add("[storage]", key, message)
+        return StorageOptions()
+
+
+def _output_dir(p: _Problems, t: Mapping[str, Any], base: Path) -> OutputDir:
+    text = _str(p, "[run]", t, "output_dir", str(_RUN.output_dir))
+    try:
+        return parse_output_dir(text, base)
+    except ObjectURLError as exc:
+        p.add("[run]", "output_dir", str(exc))
+        return _RUN.output_dir
+
+
 def _run_settings(p: _Problems, t: Mapping[str, Any], base: Path) -> tuple[RunSettings, bool]:
     """[run], and whether its layout is valid."""
     _unknown_keys(p, "[run]", t, _RUN_KEYS)
-    output_dir = _path(base, _str(p, "[run]", t, "output_dir", str(_RUN.output_dir)))
+    output_dir = _output_dir(p, t, base)
     manifest = _path(base, _str(p, "[run]", t, "manifest", "")) if "manifest" in t else None
     if manifest is not None and manifest.name.endswith(TEMP_SUFFIX):
         p.add("[run]", "manifest", f"must not end in '{TEMP_SUFFIX}' (partial downloads do; "

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import Config, DateSpec, start_after_end
+from .destination import OutputDir
 from .errors import ConfigError
 from .model import Window
 from .naming import TEMP_SUFFIX
@@ -34,7 +35,7 @@ class Options:
     start: DateSpec | None = None
     end: DateSpec | None = None
     workspaces: Sequence[str] = ()
-    output_dir: Path | None = None
+    output_dir: OutputDir | None = None
     manifest: Path | None = None
     concurrency: int | None = None
     max_outage_s: float | None = None
@@ -47,10 +48,11 @@ class ResolvedRun:
     """Everything a run needs to know about itself, decided once."""
 
     config: Config
-    output_dir: Path
+    output_dir: OutputDir
     manifest: Path  # the one this run appends to (a shard's own, or the main one)
     main_manifest: Path  # the main one, beside which shard manifests live
     shard: Shard | None
+    remote_manifest: bool  # the manifest lives with the data in an object store
     concurrency: int
     max_outage_s: float
     today: Mapping[str, date]  # per workspace, each in its own time zone
@@ -70,7 +72,9 @@ def resolve_run(config: Config, options: Options, now: datetime) -> ResolvedRun:
     o, run = options, config.run
     if o.output_dir is not None:
         run = dataclasses.replace(run, output_dir=o.output_dir)
-    output_dir, main = run.output_dir, o.manifest or run.manifest_path
+    if o.manifest is not None:
+        run = dataclasses.replace(run, manifest=o.manifest)
+    output_dir, main = run.output_dir, run.manifest_path
     if main.name.endswith(TEMP_SUFFIX):
         raise ConfigError(f"--manifest {main}: must not end in "
                           f"'{TEMP_SUFFIX}' (the stale-download sweep would delete it)")
@@ -79,12 +83,15 @@ def resolve_run(config: Config, options: Options, now: datetime) -> ResolvedRun:
     wins = windows(config, today, start=o.start, end=o.end, only=o.workspaces,
                    now=None if o.today else now)
     shard = o.shard
+    if shard is not None and run.remote_manifest:
+        raise ConfigError(f"--shard: not supported with a manifest in {run.output_dir} yet "
+                          "(set [run] manifest to a shared local file)")
     if shard is not None:
         wins = [w for w in wins if shard.owns(w.workspace.name)]
     return ResolvedRun(
         config=config, output_dir=output_dir,
         manifest=main if shard is None else shard_manifest(main, shard),
-        main_manifest=main, shard=shard,
+        main_manifest=main, shard=shard, remote_manifest=run.remote_manifest,
         concurrency=o.concurrency or run.concurrency,
         max_outage_s=o.max_outage_s if o.max_outage_s is not None else run.max_outage_s,
         today=today, windows=tuple(wins),

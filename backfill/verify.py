@@ -20,21 +20,24 @@ import anyio.to_thread
 
 from .clock import Clock
 from .config import Config
+from .destination import ObjectURL
+from .engine.destination import open_run_destination
 from .errors import StorageError
 from .journal import ManifestState, Record, Status, open_journal
 from .shards.merge import has_file
 from .shards.view import fold, part_paths
-from .store import Store, open_store
+from .store import Store
 
 
 async def verify(config: Config, clock: Clock | None = None) -> dict[str, Any]:
     clock = clock or Clock()
     run = config.run
-    manifest = run.manifest_path
-    store = open_store(run.output_dir, max_file_bytes=run.max_file_bytes)
     bad: list[dict[str, str]] = []
     checked = 0
     async with contextlib.AsyncExitStack() as stack:
+        # A remote manifest: locked, pulled, and published on the way out.
+        opened = await stack.enter_async_context(open_run_destination(run, config.storage))
+        store, manifest = opened.store, opened.manifest
         # The main manifest and every shard manifest beside it, each locked and open.
         journals = [await stack.enter_async_context(open_journal(path))
                     for path in part_paths(manifest)]
@@ -60,10 +63,11 @@ async def verify(config: Config, clock: Clock | None = None) -> dict[str, Any]:
                         held, status=Status.FAILED, path=None, bytes=None, sha256=None,
                         http_status=None, request_id=None, error=f"verify: {problem}",
                         updated_at=at))
-        from .tables.check import verify_tables  # hashes only: no pyarrow needed
+        tables = None
+        if not isinstance(run.output_dir, ObjectURL):  # tables are extracted locally only
+            from .tables.check import verify_tables  # hashes only: no pyarrow needed
 
-        tables = await anyio.to_thread.run_sync(verify_tables, run.output_dir, manifest)
-    await store.close()
+            tables = await anyio.to_thread.run_sync(verify_tables, run.output_dir, manifest)
     doc: dict[str, Any] = {"checked": checked, "ok": checked - len(bad), "bad": bad}
     if tables is not None:
         doc["tables"] = tables

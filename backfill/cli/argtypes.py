@@ -7,7 +7,10 @@ import argparse
 import math
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import TypeVar
+
+from ..destination import ObjectURL, ObjectURLError, is_object_url, parse_object_url
 
 N = TypeVar("N", int, float)
 
@@ -60,3 +63,13 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a duration (seconds, or with a unit: 90s, 30m, 2h)")
     return float(m.group(1)) * _UNITS[m.group(2) or ""]
+
+
+def output_dir(text: str) -> Path | ObjectURL:
+    """``--output-dir``: an s3:// gs:// az:// URL, or a local path (as given)."""
+    if not is_object_url(text):
+        return Path(text)
+    try:
+        return parse_object_url(text)
+    except ObjectURLError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

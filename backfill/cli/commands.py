@@ -25,12 +25,13 @@ import anyio
 
 from .. import __version__, eventloop
 from ..config import Config, DateSpec, load_config
+from ..destination import ObjectURL, OutputDir
 from ..errors import BackfillError, ConfigError, first_error
 from ..model import Window
 from ..planner import WorkspacePlan, next_ready, summarize
 from ..settings import Options, check_range, check_workspaces, resolve_run, resolve_today
 from . import monitor
-from .argtypes import day, duration, positive_int
+from .argtypes import day, duration, output_dir, positive_int
 from .helptext import COMMANDS, DESCRIPTION, EPILOG
 from .monitor import add_check_args, add_metrics_arg, add_plan_args, plan_warnings
 from .shards import (
@@ -207,11 +208,13 @@ def _add_simulate(sub: Any) -> None:
 
 def _add_path_args(p: argparse.ArgumentParser) -> None:
     """The same overrides as ``run``, so a split-by-machine manifest can be read back."""
-    p.add_argument("--output-dir", type=Path, metavar="DIR", help="override [run] output_dir")
+    p.add_argument("--output-dir", type=output_dir, metavar="DIR",
+                   help="override [run] output_dir (a folder, or s3:// gs:// az://)")
     p.add_argument("--manifest", type=Path, metavar="PATH", help="override [run] manifest")
 
 
-def with_paths(config: Config, output_dir: Path | None, manifest: Path | None) -> Config:
+def with_paths(config: Config, output_dir: OutputDir | None, manifest: Path | None,
+               ) -> Config:
     """``--output-dir``/``--manifest`` in place of the config's (as ``run`` applies them)."""
     run = config.run
     if output_dir is not None:
@@ -373,6 +376,9 @@ def _tables_lane(config: Config, engine: Backfill) -> Lane | None:
     from ..tables import require
     from ..tables.lane import Lane
 
+    if isinstance(engine.output_dir, ObjectURL):
+        raise ConfigError(f"[extract] enabled: tables are extracted into a local output_dir, "
+                          f"not {engine.output_dir} (not supported yet)")
     require()
     lane = Lane(config, engine.output_dir, engine.manifest_path)
     engine.subscribe(lane.on_event)
@@ -448,7 +454,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from ..summary import tally_records
 
     config, manifest_path = _status_source(args)
-    view = load_view(manifest_path)  # the main manifest and every shard manifest beside it
+    if config is not None and config.run.remote_manifest:  # it lives with the data
+        from ..engine.destination import remote_state
+        from ..shards.view import View
+
+        view = View(remote_state(config.run, config.storage), [manifest_path])
+    else:
+        view = load_view(manifest_path)  # the main manifest and every shard manifest beside it
     state = view.state
     if args.check:
         return monitor.check(args, config, state, manifest_path)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 import anyio
 import anyio.to_thread
 
+from ..client import Client
 from ..clock import Clock
 from ..config import Config
 from ..errors import first_error
@@ -28,9 +29,8 @@ from ..policy import outstanding
 from ..settings import Options, ResolvedRun, resolve_run
 from ..shards.lock import ShardLocks
 from ..shards.view import load_state
-from ..store import open_store
-from ..store.local import prepare_dirs
 from ..summary import Summary
+from .destination import Opened, open_destination, remote_state, run_settings
 from .run import Run, make_client, url_of
 
 __all__ = ["Backfill", "Options"]
@@ -81,7 +81,10 @@ class Backfill:
     def dry_run(self) -> Iterator[tuple[Task, str]]:
         """(task, url) of every request a run would make now; reads the manifest only."""
         settings = self.resolve()
-        state = load_state(settings.main_manifest, settings.manifest)
+        if settings.remote_manifest:  # it lives with the data: pulled, read, removed
+            state = remote_state(run_settings(settings), self.config.storage)
+        else:
+            state = load_state(settings.main_manifest, settings.manifest)
         for step in outstanding(plan_tasks(settings.windows), state):
             if step.action is Rerun.FETCH:
                 yield step.task, url_of(step.task)
@@ -89,34 +92,46 @@ class Backfill:
     async def run(self) -> Summary:
         settings = self.resolve()
         client = make_client(settings)
-        prepare_dirs([settings.output_dir, settings.manifest.parent])
-        store = open_store(settings.output_dir, max_file_bytes=self.config.run.max_file_bytes)
         shard_locks = None if settings.shard is None else ShardLocks(settings.main_manifest)
+        # The state a run starts from: the main manifest and every shard's, merged.
+        view = functools.partial(load_state, settings.main_manifest)
         try:
-            if shard_locks is not None:  # beside other shard runs, never beside a plain run
-                await anyio.to_thread.run_sync(shard_locks.acquire)
-            # The state a run starts from: the main manifest and every shard's, merged.
-            view = functools.partial(load_state, settings.main_manifest)
-            async with open_journal(settings.manifest, compact=True, load=view) as journal:
-                if shard_locks is None or shard_locks.alone:
-                    await store.sweep()  # no other run's partial downloads are in flight
-                if shard_locks is not None:
-                    shard_locks.swept()
-                self._run = self.last_run = Run(
-                    settings, journal, store, clock=self.clock, rng=self.rng,
-                    emit=self._emit, listening=lambda: bool(self._subscribers),
-                )
-                if self._interrupted:
-                    self._run.work.cancel()
-                summary = await self._run.execute(client, interrupted=lambda: self._interrupted)
-                journal.compact = not summary.interrupted
+            async with open_destination(settings) as opened:
+                try:
+                    if shard_locks is not None:  # beside other shard runs, never a plain run
+                        await anyio.to_thread.run_sync(shard_locks.acquire)
+                    async with open_journal(opened.manifest, compact=True, load=view) as journal:
+                        if shard_locks is None or shard_locks.alone:
+                            await opened.store.sweep()  # no other run's partial downloads
+                        if shard_locks is not None:
+                            shard_locks.swept()
+                        self._run = self.last_run = Run(
+                            settings, journal, opened.store, clock=self.clock, rng=self.rng,
+                            emit=self._emit, listening=lambda: bool(self._subscribers),
+                        )
+                        if self._interrupted:
+                            self._run.work.cancel()
+                        summary = await self._execute(client, opened)
+                        journal.compact = not summary.interrupted
+                finally:
+                    if shard_locks is not None:
+                        shard_locks.release()
         except BaseExceptionGroup as group:  # library users get our error, not a group
             raise first_error(group) from None
         finally:
             self._run = None
-            if shard_locks is not None:
-                shard_locks.release()
-            await store.close()
+        return summary
+
+    async def _execute(self, client: Client, opened: Opened) -> Summary:
+        """Run; for a remote manifest, publish the journal at checkpoints meanwhile (the
+        last publish is on the way out of the destination)."""
+        assert self._run is not None
+        if opened.remote is None:
+            return await self._run.execute(client, interrupted=lambda: self._interrupted)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(opened.remote.publish_periodically)
+            summary = await self._run.execute(client, interrupted=lambda: self._interrupted)
+            tg.cancel_scope.cancel()
         return summary
 
     def _emit(self, event: Event) -> None:

@@ -11,15 +11,33 @@ The engine calls only the protocol; a store is chosen when the run is set up
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..destination import ObjectURL, OutputDir, StorageOptions
 from .base import Received, Store, Stored
 
-__all__ = ["Received", "Store", "Stored", "open_store"]
+if TYPE_CHECKING:
+    from .object import ObjectDestination
+
+__all__ = ["Received", "Store", "Stored", "open_object_store", "open_store"]
 
 
-def open_store(output_dir: Path, *, max_file_bytes: int) -> Store:
-    """The store for ``output_dir`` (today: always the local file system)."""
+def open_store(output_dir: OutputDir, *, max_file_bytes: int,
+               storage: StorageOptions | None = None) -> Store:
+    """The store for ``output_dir``: the local file system, or the object store it names
+    (see :func:`open_object_store`)."""
+    if isinstance(output_dir, ObjectURL):
+        return open_object_store(output_dir, max_file_bytes=max_file_bytes, storage=storage)
     from .local import LocalStore
 
     return LocalStore(output_dir, max_file_bytes=max_file_bytes)
+
+
+def open_object_store(url: ObjectURL, *, max_file_bytes: int,
+                      storage: StorageOptions | None = None) -> ObjectDestination:
+    """The destination for ``url`` (no request made yet). ConfigError (exit 2) when
+    obstore is missing (naming ``moe-backfill[cloud]``) or a credential is missing (naming
+    the variable)."""
+    from .object import open_destination
+
+    return open_destination(url, options=storage, max_file_bytes=max_file_bytes)

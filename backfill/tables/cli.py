@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, DateSpec, load_config
+from ..errors import ConfigError
 from ..planner import todays
 
 
@@ -50,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     start = {n: args.start.resolve(today[n]) for n in names} if args.start else None
     end = {n: args.end.resolve(today[n]) for n in names} if args.end else None
     selection = Selection(frozenset(args.workspace), ranges(names, start, end))
+    if not isinstance(config.run.output_dir, Path):
+        raise ConfigError(f"{config.path}: extract works on a local output_dir, not "
+                          f"{config.run.output_dir} (not supported yet)")
     outcome = extract_all(config.run.output_dir, manifest_of(config), selection)
     if args.json:
         json.dump(outcome.document(), sys.stdout, indent=2)

@@ -12,11 +12,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from ...destination import local_root
 from .backend import (
     AccessDenied,
     BucketMissing,
@@ -28,7 +28,7 @@ from .backend import (
 from .destination import ObjectConflict, ObjectDestination, StoredObject
 from .remote import RemoteManifest
 from .settings import StorageOptions, parse_storage_table, resolve
-from .staging import Staging, default_root
+from .staging import Staging
 from .url import ObjectURL, ObjectURLError, is_object_url, parse_object_url
 
 __all__ = [
@@ -62,7 +62,6 @@ def open_destination(url: ObjectURL, *, options: StorageOptions | None = None,
     options = options or StorageOptions()
     profile = read_aws_profile(env) if url.cloud == "s3" else {}
     conn = resolve(url, env, options, profile)
-    label = hashlib.sha256(str(url).encode()).hexdigest()[:16]
-    staging = Staging(staging_root or default_root(label), max_file_bytes=max_file_bytes)
+    staging = Staging(staging_root or local_root(url), max_file_bytes=max_file_bytes)
     staging.open()
     return ObjectDestination(conn, build_store(conn), staging)

@@ -29,23 +29,30 @@ class RemoteRun:
     :meth:`publish_periodically` runs."""
 
     def __init__(self, dest: ObjectDestination, remote: RemoteManifest | None = None, *,
-                 checkpoint_s: float = 60.0) -> None:
+                 checkpoint_s: float = 60.0, local_manifest: Path | None = None) -> None:
         self.dest = dest
         self.remote = remote or RemoteManifest(dest)
         self.checkpoint_s = checkpoint_s
-        self.local_manifest = dest.staging.run_dir / "manifest.jsonl"
+        self.local_manifest = local_manifest or dest.staging.run_dir / "manifest.jsonl"
         self.swept = 0
         self._lock = anyio.Lock()
 
     async def __aenter__(self) -> RemoteRun:
-        await self.dest.probe()
-        await self.remote.acquire()
+        try:
+            await self.dest.probe()
+            await self.remote.acquire()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.dest.close()
+            raise
         try:
             self.swept = await self.dest.sweep()
-            await self.remote.pull(self.local_manifest)
+            if not await self.remote.pull(self.local_manifest):  # none yet: start afresh
+                self.local_manifest.unlink(missing_ok=True)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.remote.release()
+                await self.dest.close()
             raise
         return self
 

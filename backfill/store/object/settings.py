@@ -26,27 +26,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...destination import (
+    DEFAULT_PART_SIZE,
+    DEFAULT_RETRY_TIMEOUT,
+    STORAGE_KEYS,
+    ObjectURL,
+    StorageOptions,
+    parse_storage_table,
+)
 from ...errors import ConfigError
-from .url import ObjectURL
+
+__all__ = ["DEFAULT_PART_SIZE", "DEFAULT_RETRY_TIMEOUT", "STORAGE_KEYS", "Connection",
+           "StorageOptions", "parse_storage_table", "resolve"]
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _ALLOW_HTTP = {"s3": "AWS_ALLOW_HTTP", "gcs": "GOOGLE_ALLOW_HTTP", "azure": "AZURE_ALLOW_HTTP"}
-STORAGE_KEYS = frozenset({"endpoint", "region", "allow_http", "instance_credentials",
-                          "retry_timeout", "part_size"})
-DEFAULT_RETRY_TIMEOUT = 60.0
-DEFAULT_PART_SIZE = 8 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class StorageOptions:
-    """The ``[storage]`` table: where to connect and how patiently."""
-
-    endpoint: str | None = None
-    region: str | None = None
-    allow_http: bool | None = None  # None: the environment decides
-    instance_credentials: bool = False
-    retry_timeout: float = DEFAULT_RETRY_TIMEOUT  # seconds obstore retries one request
-    part_size: int = DEFAULT_PART_SIZE  # multipart part size; bodies up to it: one PUT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,39 +54,6 @@ class Connection:
     options: StorageOptions
     secrets: tuple[str, ...] = field(repr=False)
     where: str
-
-
-def parse_storage_table(table: Mapping[str, Any]) -> StorageOptions:
-    """``[storage]`` as StorageOptions; ConfigError naming every bad key at once."""
-    problems: list[str] = []
-    for key in sorted(set(table) - STORAGE_KEYS):
-        problems.append(f"[storage] {key}: unknown key (known: {', '.join(sorted(STORAGE_KEYS))})")
-
-    def typed(key: str, kind: type | tuple[type, ...], what: str) -> Any:
-        value = table.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
-            problems.append(f"[storage] {key}: expected {what}, got {value!r}")
-            return None
-        return value
-
-    endpoint = typed("endpoint", str, "a URL string")
-    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-        problems.append(f"[storage] endpoint: expected an http(s):// URL, got {endpoint!r}")
-    region = typed("region", str, "a string")
-    allow_http = typed("allow_http", bool, "true or false")
-    instance = typed("instance_credentials", bool, "true or false")
-    retry = typed("retry_timeout", (int, float), "seconds (a number > 0)")
-    if retry is not None and retry <= 0:
-        problems.append(f"[storage] retry_timeout: expected seconds > 0, got {retry!r}")
-    part = typed("part_size", int, "bytes (an integer ≥ 5 MiB)")
-    if part is not None and part < 5 * 1024 * 1024:
-        problems.append(f"[storage] part_size: expected ≥ 5242880 (5 MiB), got {part}")
-    if problems:
-        raise ConfigError(problems)
-    return StorageOptions(endpoint, region, allow_http, bool(instance),
-                          float(retry or DEFAULT_RETRY_TIMEOUT), part or DEFAULT_PART_SIZE)
 
 
 def resolve(url: ObjectURL, env: Mapping[str, str], options: StorageOptions,

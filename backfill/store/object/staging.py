@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 import stat
-import tempfile
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -63,11 +62,6 @@ def _private_dir(path: Path) -> None:
         raise OutputDirError(f"{path}: staging directory is not a directory of this user")
     if st.st_mode & 0o077:
         os.chmod(path, 0o700)
-
-
-def default_root(label: str) -> Path:
-    """``$TMPDIR/moe-backfill-<uid>/<label>``: one root per destination."""
-    return Path(tempfile.gettempdir()) / f"moe-backfill-{os.getuid()}" / label
 
 
 class Staging:
