@@ -81,7 +81,9 @@ async def open_run_destination(run: RunSettings, storage: StorageOptions,
         return
     from ..store.object.session import RemoteRun
 
-    async with RemoteRun(dest, local_manifest=manifest) as remote:
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(dest.close)  # also when the lock is refused (idempotent)
+        remote = await stack.enter_async_context(RemoteRun(dest, local_manifest=manifest))
         yield Opened(dest, manifest, remote)
 
 

@@ -38,13 +38,8 @@ class RemoteRun:
         self._lock = anyio.Lock()
 
     async def __aenter__(self) -> RemoteRun:
-        try:
-            await self.dest.probe()
-            await self.remote.acquire()
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self.dest.close()
-            raise
+        await self.dest.probe()
+        await self.remote.acquire()
         try:
             self.swept = await self.dest.sweep()
             if not await self.remote.pull(self.local_manifest):  # none yet: start afresh
@@ -52,7 +47,6 @@ class RemoteRun:
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.remote.release()
-                await self.dest.close()
             raise
         return self
 
