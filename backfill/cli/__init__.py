@@ -15,7 +15,17 @@ engine nor aiohttp.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import logging
+import os
+import sys
+import time
 from collections.abc import Sequence
+from typing import NoReturn
+
+# How long obstore's worker threads get to finish after the last store is dropped.
+OBSTORE_DRAIN_S = 0.2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,3 +33,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .commands import main as run
 
     return run(argv)
+
+
+def entry() -> NoReturn:
+    """The ``backfill`` program (console script and ``python -m backfill``): :func:`main`,
+    then an exit that obstore survives (:func:`exit_after_obstore`)."""
+    code = main()
+    if "obstore" in sys.modules:
+        exit_after_obstore(code)
+    raise SystemExit(code)
+
+
+def exit_after_obstore(code: int) -> NoReturn:
+    """Exit once obstore's threads are idle. Its Tokio worker threads can still be closing
+    connections when the interpreter finalizes, and one that touches torn-down state
+    aborts the process (rc 134 in ~5 % of short runs, measured with obstore 0.12). So the
+    stores are dropped now, while the interpreter is whole (gc), the threads get
+    ``OBSTORE_DRAIN_S`` to finish (nothing in Python can await them), output is flushed,
+    and the process leaves without finalizing the interpreter (``os._exit``)."""
+    gc.collect()
+    time.sleep(OBSTORE_DRAIN_S)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to say
+            stream.flush()
+    os._exit(code)

@@ -95,9 +95,11 @@ async def test_run_to_s3_then_rerun_status_verify_and_plan(
         served = sim.counters.total
 
         # A container without disk (fresh TMPDIR) resumes from the manifest in the bucket.
+        # Each run's exit code is checked: obstore's threads must not abort the exit.
         env2 = process_env(s3_env, tmp_path / "host2")
-        again = await backfill(env2, "run", str(cfg), *day, "--no-progress")
-        assert again.returncode == 0, again.stderr.decode()
+        for _ in range(3):
+            again = await backfill(env2, "run", str(cfg), *day, "--no-progress")
+            assert again.returncode == 0, again.stderr.decode()
         assert sim.counters.total == served  # nothing fetched again
 
         status = await backfill(env2, "status", str(cfg), "--json")
@@ -117,3 +119,28 @@ async def test_run_to_s3_then_rerun_status_verify_and_plan(
         assert [b["path"] for b in json.loads(bad.stdout)["bad"]] == [victim.path]
         status = await backfill(env, "status", str(cfg), "--json")
         assert json.loads(status.stdout)["totals"]["failed"] == 1  # verify published it
+
+
+async def test_a_missing_bucket_or_missing_credentials_stop_before_any_request(
+        s3_env: dict[str, str], tmp_path: Path) -> None:
+    workspaces = make_config(tmp_path / "sim").workspaces
+    async with run_simulator(workspaces, today=TODAY) as sim:
+        cfg = tmp_path / "backfill.toml"
+        cfg.write_text(CONFIG.format(output_dir="s3://no-such-bucket-here/landing",
+                                     base_url=sim.base_url))
+        env = process_env(s3_env, tmp_path / "host")
+        missing = await backfill(env, "run", str(cfg), "--no-progress")
+        lines = missing.stderr.decode().strip().splitlines()
+        assert missing.returncode == 2 and len(lines) == 1, lines
+        assert "no-such-bucket-here" in lines[0]
+        no_keys = {k: v for k, v in env.items() if k not in ("AWS_ACCESS_KEY_ID",
+                                                             "AWS_SECRET_ACCESS_KEY")}
+        cfg.write_text(CONFIG.format(output_dir=f"s3://{s3_env['BUCKET']}/landing",
+                                     base_url=sim.base_url))
+        for command in ("run", "status", "verify"):
+            result = await backfill(no_keys, command, str(cfg))
+            lines = result.stderr.decode().strip().splitlines()
+            assert result.returncode == 2 and len(lines) == 1, (command, lines)
+            assert "AWS_ACCESS_KEY_ID" in lines[0]
+        assert sim.counters.total == 0
+        assert s3_env["AWS_SECRET_ACCESS_KEY"] not in missing.stderr.decode()

@@ -301,6 +301,22 @@ CASES: dict[str, tuple[str, list[str]]] = {
         'run = "fast"\n' + WS_ACME,
         ["[run]", "must be a table"],
     ),
+    "output_dir with an unknown scheme": (
+        '[run]\noutput_dir = "ftp://host/reports"\n' + WS_ACME,
+        ["[run]", "output_dir", "unknown scheme 'ftp'"],
+    ),
+    "output_dir bucket that is not a bucket name": (
+        '[run]\noutput_dir = "s3://B_ad!/reports"\n' + WS_ACME,
+        ["[run]", "output_dir", "not a valid bucket"],
+    ),
+    "storage key that does not exist": (
+        '[storage]\nendpoit = "http://127.0.0.1:9000"\n' + WS_ACME,
+        ["[storage]", "endpoit", "unknown key"],
+    ),
+    "storage endpoint that is not a URL": (
+        '[storage]\nendpoint = "localhost:9000"\n' + WS_ACME,
+        ["[storage]", "endpoint", "http(s)://"],
+    ),
 }
 
 
@@ -779,3 +795,30 @@ def test_a_variable_set_but_empty_is_refused(tmp_path: Path) -> None:
     assert info.value.problems == [
         f"{path}: [[workspace]] #1 (acme) api_key: environment variable MOE_ACME_API_KEY "
         "is set but empty"]
+
+
+def test_output_dir_may_be_an_object_url_and_storage_a_table(tmp_path: Path) -> None:
+    from backfill.destination import ObjectURL, StorageOptions
+
+    cfg = load_config(write(tmp_path, '[run]\noutput_dir = "s3://bkt/land/ing/"\n'
+                            '[storage]\nendpoint = "http://127.0.0.1:9000"\n'
+                            'allow_http = true\nregion = "eu-west-1"\n' + WS_ACME))
+    assert cfg.run.output_dir == ObjectURL("s3", "bkt", "land/ing")  # not s3:/bkt/…
+    assert cfg.run.remote_manifest  # the manifest lives with the data
+    assert cfg.run.manifest_path.name == "manifest.jsonl"  # its local journal
+    assert cfg.storage == StorageOptions(endpoint="http://127.0.0.1:9000", region="eu-west-1",
+                                         allow_http=True)
+    local = load_config(write(tmp_path, '[run]\noutput_dir = "out"\n' + WS_ACME))
+    assert local.run.output_dir == tmp_path / "out" and not local.run.remote_manifest
+
+
+def test_output_dir_flag_takes_an_object_url() -> None:
+    import argparse
+
+    from backfill.cli.argtypes import output_dir
+    from backfill.destination import ObjectURL
+
+    assert output_dir("gs://bkt/p") == ObjectURL("gcs", "bkt", "p")
+    assert output_dir("reports") == Path("reports")
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown scheme"):
+        output_dir("ftp://x/y")
