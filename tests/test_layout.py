@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PURE = ["backfill.model", "backfill.schedule", "backfill.planner", "backfill.policy",
-        "backfill.naming",
+        "backfill.naming", "backfill.destination",
         "backfill.signing", "backfill.journal.record", "backfill.journal.batching",
         "backfill.shards.assign", "backfill.shards.naming", "backfill.shards.merge",
         *(f"backfill.monitor.{m}" for m in ("settings", "atrisk", "digest", "verdict", "alert",
