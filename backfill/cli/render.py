@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..monitor.verdict import left as time_left
+
 if TYPE_CHECKING:
     from ..journal.record import Record
     from ..summary import Summary
@@ -140,15 +142,6 @@ def _size(n: int) -> str:
     return f"{f:.1f} TB"
 
 
-def _left(when: datetime, now: datetime) -> str:
-    s = max(0, int((when - now).total_seconds()))
-    if s >= 86400:
-        return f"{s // 86400} d {s % 86400 // 3600} h"
-    if s >= 3600:
-        return f"{s // 3600} h"
-    return f"{s // 60} min"
-
-
 def _counts_table(summary: Summary, title: str, out: Console) -> Table:
     table = _table(out, title)
     table.add_column("workspace", overflow="fold")
@@ -196,7 +189,7 @@ def next_step(summary: Summary, now: datetime) -> str:
     if risky:
         soonest = min(r.expires_at for r in risky)
         n = sum(1 for r in risky if r.expires_at == soonest)
-        parts.append(f"{n} expire{'s' if n == 1 else ''} in {_left(soonest, now)}")
+        parts.append(f"{n} expire{'s' if n == 1 else ''} in {time_left(soonest, now)}")
     if not parts:
         return "All done: nothing failed."
     return "; ".join(parts) + "."
@@ -225,7 +218,7 @@ def print_status(summary: Summary, manifest: Any, out: Console | None = None) ->
     if summary.at_risk:
         out.print("At risk (not fetched yet, closest to expiry first):")
         for r in summary.at_risk[:20]:
-            out.print(escape(f"  {_left(r.expires_at, now):>10} left  {r.workspace}  "
+            out.print(escape(f"  {time_left(r.expires_at, now):>10} left  {r.workspace}  "
                              f"{r.filename}  {r.status}"))
             if r.reason:  # on a line of its own: a server's message is often long
                 out.print(escape(f"{'':>14}{r.reason}"))
