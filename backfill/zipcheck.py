@@ -18,12 +18,15 @@ inflates to fewer bytes than declared, as long as the CRC matches.
 
 from __future__ import annotations
 
+import bz2
 import io
+import lzma
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 _MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive
 _EOCD_SIG = b"PK\x05\x06"
@@ -60,17 +63,23 @@ _STORED, _DEFLATED = 0, 8
 _MAX_FAST_INFLATE = 4 * 1024 * 1024
 
 
+Checkpoint = Callable[[], None]
+"""Called between bounded steps of a check; it may raise (a BaseException) to stop it."""
+
+
 class _Undecided(Exception):
     """Raised anywhere in the fast path: let zipfile decide."""
 
 
-def zip_problem(data: bytes, max_inflated: int | None = None) -> str | bool | None:
+def zip_problem(data: bytes, max_inflated: int | None = None, *,
+                checkpoint: Checkpoint | None = None) -> str | bool | None:
     """The problem with the zip in ``data``, or None; same contract as
-    ``zipfile_problem(io.BytesIO(data), max_inflated)``.
+    ``zipfile_problem(io.BytesIO(data), max_inflated, checkpoint=checkpoint)``.
 
     ``"not a zip"`` or ``"corrupt zip: …"`` when it is bad; with ``max_inflated``, False
     when the members' declared sizes add up to more than that (nothing else is checked
-    then). Layouts the fast path does not cover go to ``zipfile``.
+    then). Layouts the fast path does not cover go to ``zipfile``. The fast path inflates
+    at most 4 MiB per member in one piece; ``checkpoint`` runs only on the zipfile path.
     """
     if data and data[:4] not in _MAGIC:
         return "not a zip"  # zipfile_problem's first test, verbatim
@@ -79,7 +88,7 @@ def zip_problem(data: bytes, max_inflated: int | None = None) -> str | bool | No
             return _check(data, max_inflated)
     except _Undecided:
         pass
-    return zipfile_problem(io.BytesIO(data), max_inflated)
+    return zipfile_problem(io.BytesIO(data), max_inflated, checkpoint=checkpoint)
 
 
 _Member = tuple[bytes, int, int, int, int, int, int]  # name flags method crc csize usize offset
@@ -90,6 +99,9 @@ def _check(data: bytes, max_inflated: int | None) -> str | bool | None:
     members, inflated = _directory(data, eocd, count, cd_offset)
     if max_inflated is not None and inflated > max_inflated:
         return False
+    bomb = _bomb_problem([(_text(m[0], m[1]), m[4], m[5]) for m in members])
+    if bomb:
+        return f"corrupt zip: {bomb}"
     return _members_problem(data, members, cd_offset)
 
 
@@ -239,47 +251,225 @@ def _name(raw: bytes, flags: int) -> str:
         raise _Undecided from None
 
 
+def _text(raw: bytes, flags: int) -> str:
+    """A member name decoded for a message (no raw bytes)."""
+    return raw.decode("utf-8" if flags & _UTF8_NAME else "cp437", errors="replace")
+
+
 def _label(raw: bytes, flags: int) -> str:
-    """A member name for a message: decoded, shortened, quoted (no raw bytes)."""
-    return repr(_short(raw.decode("utf-8" if flags & _UTF8_NAME else "cp437",
-                                  errors="replace")))
+    """A member name for a message: decoded, shortened, quoted."""
+    return repr(_short(_text(raw, flags)))
 
 
 # ------------------------------------------------------------------ the zipfile path
 
+# Bounds on what a zip may ask of the check (a zip bomb asks for gigabytes from kilobytes).
+# A member's declared sizes are judged before anything is inflated; inflating then stops
+# one byte past the declared size, so the declared sizes bound the work and, since output
+# is taken at most ``_STEP`` bytes at a time, memory stays at about ``_STEP`` per check
+# (plus, for lzma, the decoder's dictionary: at most the member's size and 64 MiB).
+MAX_INFLATED_BYTES = 16 * 1024**3  # all members together
+# inflated / compressed, per member above _RATIO_FLOOR: deflate never passes ~1032, so this
+# only refuses the bzip2/lzma bombs that reach a million to one
+MAX_RATIO = 2000
+_RATIO_FLOOR = 1024 * 1024
+_MAX_LZMA_DICT = 64 * 1024 * 1024  # the largest preset's dictionary
+_STEP = 1024 * 1024  # output per decompress call; the checkpoint runs once per step
+_READ = 64 * 1024  # compressed bytes read at a time
+_BZIP2, _LZMA = 12, 14
 
-def check_zip(path: Path) -> str | None:
+def check_zip(path: Path, checkpoint: Checkpoint | None = None) -> str | None:
     """The problem with the zip file at ``path`` (``"not a zip"``, ``"corrupt zip: …"``), or None.
 
-    Checks the magic number, reads the central directory and decompresses every member
-    to check its CRC (``ZipFile.testzip``). Memory stays bounded; time is proportional
-    to the uncompressed size. OSError opening the file propagates; errors while
-    decompressing (including bz2's OSError) count as corruption.
+    Checks the magic number, reads the central directory and inflates every member to
+    check its size and CRC (:func:`zipfile_problem`). Memory stays bounded whatever the
+    member claims; time is proportional to the declared sizes, which are bounded.
+    ``checkpoint`` is called between steps (it may raise to stop the check, e.g. on
+    cancellation). OSError opening the file propagates.
     """
     with open(path, "rb") as f:
-        problem = zipfile_problem(f)  # without a size limit: never False
+        problem = zipfile_problem(f, checkpoint=checkpoint)  # without a limit: never False
     return problem if isinstance(problem, str) else None
 
 
-def zipfile_problem(f: IO[bytes], max_inflated: int | None = None) -> str | bool | None:
-    """The problem with a zip, by ``zipfile`` (the reference), or None. With
-    ``max_inflated``, False instead of checking when the members inflate to more."""
+def zipfile_problem(f: IO[bytes], max_inflated: int | None = None, *,
+                    checkpoint: Checkpoint | None = None) -> str | bool | None:
+    """The problem with a zip, by ``zipfile``'s directory reading (the reference), or None.
+    With ``max_inflated``, False instead of checking when the members inflate to more.
+
+    ``zipfile`` reads the directory and the local headers; the members are inflated here,
+    in bounded steps, by method (stored, deflate, bzip2, lzma — what zipfile accepts):
+    ``testzip`` itself hands bzip2 and lzma data to a decompressor in one call without an
+    output limit, so a few kilobytes could claim gigabytes of memory. A member must
+    inflate to exactly its declared size with its CRC; a zip bomb (see
+    :data:`MAX_RATIO`, :data:`MAX_INFLATED_BYTES`) is refused before inflating.
+    """
     if bytes(f.read(4)) not in _MAGIC:
         return "not a zip"
     f.seek(0)
     try:
         with zipfile.ZipFile(f) as zf:
-            if max_inflated is not None and (
-                    sum(i.file_size for i in zf.infolist()) > max_inflated):
+            infos = zf.infolist()
+            if max_inflated is not None and sum(i.file_size for i in infos) > max_inflated:
                 return False
-            bad = zf.testzip()
+            problem = _bomb_problem([(i.filename, i.compress_size, i.file_size)
+                                     for i in infos])
+            if problem:
+                return f"corrupt zip: {problem}"
+            for info in infos:
+                zf.open(info).close()  # zipfile's checks of the local header, encryption
+                problem = _member_problem(f, info, checkpoint)
+                if problem:
+                    return f"corrupt zip: {problem} in member {_short(info.filename)!r}"
     except zipfile.BadZipFile as exc:
         return f"corrupt zip: {_short(str(exc))}"
-    except Exception as exc:  # zlib.error, EOFError, bz2's OSError, encrypted members, ...
+    except Exception as exc:  # zlib.error, EOFError, bz2's OSError, LZMAError, encrypted ...
         return f"corrupt zip: {type(exc).__name__}"
-    if bad is not None:
-        return f"corrupt zip: bad CRC in member {_short(bad)!r}"
     return None
+
+
+def _bomb_problem(members: list[tuple[str, int, int]]) -> str | None:
+    """Why these (name, compressed, inflated) sizes look like a zip bomb, or None."""
+    total = 0
+    for name, csize, usize in members:
+        total += usize
+        if usize > _RATIO_FLOOR and usize > MAX_RATIO * max(csize, 1):
+            return (f"member {_short(name)!r} would inflate {usize // max(csize, 1)} times "
+                    f"(more than {MAX_RATIO}: a zip bomb)")
+    if total > MAX_INFLATED_BYTES:
+        return f"members would inflate to {total} bytes (more than {MAX_INFLATED_BYTES})"
+    return None
+
+
+class _Inflater(Protocol):
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def needs_input(self) -> bool: ...
+
+    def decompress(self, data: bytes, max_length: int = ...) -> bytes: ...
+
+
+def _member_problem(f: IO[bytes], info: zipfile.ZipInfo,
+                    checkpoint: Checkpoint | None) -> str | None:
+    """Inflate one member in bounded steps: a problem unless it gives exactly
+    ``file_size`` bytes with the declared CRC."""
+    f.seek(info.header_offset)
+    header = f.read(_LOCAL_SIZE)
+    _, _, name_len, extra_len = _LOCAL.unpack(header)
+    f.seek(info.header_offset + _LOCAL_SIZE + name_len + extra_len)
+    compressed = _chunks(f, info.compress_size)
+    usize = info.file_size
+    method = info.compress_type
+    inflater: _Inflater | None
+    if method == zipfile.ZIP_STORED:
+        inflater = None
+    elif method == zipfile.ZIP_DEFLATED:
+        inflater = _Deflate()
+    elif method == _BZIP2:
+        inflater = bz2.BZ2Decompressor()
+    elif method == _LZMA:
+        inflater = _lzma_inflater(compressed, usize)
+    else:
+        raise NotImplementedError("compression method")
+    crc = out_len = 0
+    while True:
+        if checkpoint is not None:
+            checkpoint()
+        if inflater is None:
+            out = next(compressed, b"")
+            if not out:
+                break
+        else:
+            if inflater.eof:
+                break
+            fed = next(compressed, b"") if inflater.needs_input else b""
+            if inflater.needs_input and not fed:
+                return "truncated data"
+            out = inflater.decompress(fed, min(_STEP, usize - out_len + 1))
+            if not (out or fed or inflater.needs_input or inflater.eof):
+                return "truncated data"  # no progress: should not happen, never loop
+        out_len += len(out)
+        if out_len > usize:
+            return "data inflating past its declared size"
+        crc = zlib.crc32(out, crc)
+    if out_len != usize:
+        return f"data inflating to {out_len} of {usize} declared bytes"
+    return "bad CRC" if crc != info.CRC else None
+
+
+def _chunks(f: IO[bytes], size: int) -> Iterator[bytes]:
+    while size > 0:
+        data = f.read(min(_READ, size))
+        if not data:
+            return
+        size -= len(data)
+        yield data
+
+
+def _lzma_inflater(compressed: Iterator[bytes], usize: int) -> _Inflater:
+    """A raw LZMA1 inflater for zip's framing (version, properties size, properties),
+    its dictionary no larger than the member could need (a hostile header could ask
+    for 4 GiB) and refused above :data:`_MAX_LZMA_DICT`."""
+    head = b""
+    for chunk in compressed:
+        head += chunk
+        if len(head) >= 4 and len(head) >= 4 + struct.unpack_from("<H", head, 2)[0]:
+            break
+    if len(head) < 4:
+        raise EOFError
+    psize = struct.unpack_from("<H", head, 2)[0]
+    if len(head) < 4 + psize:
+        raise EOFError
+    props = lzma._decode_filter_properties(  # type: ignore[attr-defined]  # as zipfile does
+        lzma.FILTER_LZMA1, head[4 : 4 + psize])
+    props["dict_size"] = min(props["dict_size"], max(usize + 1, 4096))
+    if props["dict_size"] > _MAX_LZMA_DICT:
+        raise ValueError("lzma dictionary too large")
+    inflater = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[props])
+    rest = head[4 + psize :]
+    return _Primed(inflater, rest) if rest else inflater
+
+
+class _Deflate:
+    """zlib's raw inflater with bz2's interface (``needs_input``; unread input kept)."""
+
+    def __init__(self) -> None:
+        self._inflater = zlib.decompressobj(-15)
+
+    @property
+    def eof(self) -> bool:
+        return self._inflater.eof
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._inflater.unconsumed_tail
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        tail = self._inflater.unconsumed_tail
+        return self._inflater.decompress(tail + data if tail else data, max(max_length, 1))
+
+
+class _Primed:
+    """An inflater whose first input is already read: handed over on the first call."""
+
+    def __init__(self, inflater: _Inflater, first: bytes) -> None:
+        self._inflater = inflater
+        self._first = first
+
+    @property
+    def eof(self) -> bool:
+        return self._inflater.eof
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._first and self._inflater.needs_input
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        if self._first:
+            data, self._first = self._first + data, b""
+        return self._inflater.decompress(data, max_length)
 
 
 def _short(text: str, limit: int = 120) -> str:
