@@ -50,6 +50,7 @@ from .errors import (
 )
 from .naming import origin
 from .proxy import ProxyRoute, ProxyTable
+from .scrub import request_secrets, scrub
 
 CREDENTIAL_HEADERS = ("Authorization", "Signature", "MOE-APPKEY")
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -96,6 +97,7 @@ class Reply:
     headers: Mapping[str, str]
     content_length: int | None
     _resp: aiohttp.ClientResponse
+    _secrets: tuple[str, ...] = ()  # what the server may echo back: scrubbed from its text
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives: each piece as the socket delivered it (up to 256 KiB),
@@ -108,7 +110,8 @@ class Reply:
             raise translate(exc, self.url) from exc
 
     async def error_detail(self, limit: int = 64 * 1024) -> tuple[str | None, str | None]:
-        """(message, request_id) from the vendor's JSON error body, if there is one."""
+        """(message, request_id) from the vendor's JSON error body, if there is one;
+        printable, cut short, and scrubbed of the request's secrets."""
         try:
             raw = await self._resp.content.read(limit)
             doc = json.loads(raw) if raw else None
@@ -119,8 +122,10 @@ class Reply:
         if not isinstance(err, dict):
             return None, None
         msg, rid = err.get("message"), err.get("request_id")
-        return (_printable(str(msg))[:500] if msg else None), (
-            _printable(str(rid))[:200] if rid else None)
+        return (self._text(msg, 500) if msg else None), (self._text(rid, 200) if rid else None)
+
+    def _text(self, value: object, limit: int) -> str:
+        return scrub(_printable(str(value)), self._secrets)[:limit]
 
 
 def _printable(text: str) -> str:
@@ -183,6 +188,9 @@ class Client:
             # trust_env=False: aiohttp would read netrc (and clash with our Authorization)
             # and go direct for a proxy it does not support; proxy.py decides instead.
             raise_for_status=False, trust_env=False, headers={"User-Agent": USER_AGENT},
+            # No cookies: the API needs none, and a jar would carry one origin's cookies
+            # to another across a redirect followed in "strip" mode.
+            cookie_jar=aiohttp.DummyCookieJar(),
             # The .zip is served as application/gzip; never let a proxy/encoding layer touch it.
             skip_auto_headers=("Accept-Encoding",),
             # Buffer up to 1 MiB per connection before pausing the socket (default 64 KiB:
@@ -199,8 +207,10 @@ class Client:
             self._session = None
 
     @asynccontextmanager
-    async def get(self, url: str, headers: Mapping[str, str]) -> AsyncIterator[Reply]:
-        """GET ``url``, following redirects by our rules; yields the final response open."""
+    async def get(self, url: str, headers: Mapping[str, str],
+                  secrets: Iterable[str] = ()) -> AsyncIterator[Reply]:
+        """GET ``url``, following redirects by our rules; yields the final response open.
+        Its text is scrubbed of the headers' credentials and of ``secrets``."""
         assert self._session is not None, "use 'async with Client(...)'"
         current, sent = url, dict(headers)
         seen = {url}
@@ -229,7 +239,7 @@ class Client:
                 yield Reply(
                     status=resp.status, url=current, headers=resp.headers,
                     content_length=int(length) if length and length.isdigit() else None,
-                    _resp=resp,
+                    _resp=resp, _secrets=request_secrets(headers, secrets),
                 )
             finally:
                 resp.release()

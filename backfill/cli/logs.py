@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -29,12 +28,9 @@ from ..events import (
     Throttled,
     WorkspaceStopped,
 )
+from .scrub import scrub
 
 LOGGER = "backfill"
-_HEADERISH = re.compile(
-    r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?basic\s+)[A-Za-z0-9+/=]+"
-    r"|(signature['\"]?\s*[:=]\s*['\"]?)[0-9a-f]{64}"
-)
 
 
 def secrets_of(config: Config) -> list[str]:
@@ -55,10 +51,7 @@ class Redactor(logging.Filter):
         self._secrets = [s for s in secrets if s]
 
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return _HEADERISH.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
+        return scrub(text, self._secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self.scrub(record.getMessage())

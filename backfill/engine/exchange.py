@@ -35,11 +35,14 @@ class Exchange:
     bounds real network time, which a faster test clock must not shorten."""
 
     def __init__(self, client: Client, store: Store, file_timeout_s: float,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, secrets: tuple[str, ...] = ()) -> None:
         self._client = client
         self._store = store
         self._deadline = file_timeout_s
         self._clock = clock or Clock()
+        # scrubbed from the server's text with the headers' own: the secret keys are never
+        # sent, but the server knows them
+        self._secrets = secrets
 
     async def __call__(
         self, url: str, headers: dict[str, str], rel: PurePosixPath, filename: str
@@ -47,7 +50,7 @@ class Exchange:
         deadline = self._deadline
         try:
             with anyio.fail_after(self._clock.real(deadline)):
-                async with self._client.get(url, headers) as reply:
+                async with self._client.get(url, headers, self._secrets) as reply:
                     if reply.status == 200:
                         return await self._store.receive(
                             rel, reply.chunks(), expected_length=reply.content_length)

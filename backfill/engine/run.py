@@ -77,7 +77,9 @@ class Run:
         async with client:
             ctx = FetchContext(
                 cfg.retry, self.max_outage_s, self.clock, self.rng, self.slots,
-                Exchange(client, self.store, cfg.http.file_timeout_s),
+                Exchange(client, self.store, cfg.http.file_timeout_s, secrets=
+                         tuple(s.reveal() for ws in cfg.workspaces
+                               for s in (ws.api_key, ws.secret_key))),
                 self.store.commit, self.recorder, self.summary, self.emit,
             )
             try:
