@@ -82,23 +82,37 @@ class AppendFile:
 
 
 def _last_line(f: Any, size: int) -> tuple[int, builtins.bytes]:
-    """(offset, text) of the last non-blank line of a binary file, text without newline."""
+    """(offset, text) of the last non-blank line of a binary file, text without newline.
+
+    Linear in what it reads: blocks are read backwards and each is looked at once — first
+    for the end of the text (trailing whitespace skipped), then for the newline before it;
+    the line itself is read once at the end. (Joining each block onto the ones after it
+    was quadratic: a 64 MiB torn tail took 27 s.)
+    """
     block = 64 * 1024
+    end = -1  # just past the last non-whitespace byte, once found
     pos = size
-    buf = b""
     while pos > 0:
         step = min(block, pos)
         pos -= step
         f.seek(pos)
-        buf = f.read(step) + buf
-        body = buf.rstrip()
-        if not body:
-            continue
-        cut = body.rfind(b"\n")
+        data = f.read(step)
+        if end < 0:
+            text = data.rstrip()
+            if not text:
+                continue
+            end = pos + len(text)
+            data = text
+        cut = data.rfind(b"\n", 0, end - pos)
         if cut >= 0:
-            return pos + cut + 1, body[cut + 1 :]
-    body = buf.rstrip()
-    return (0, body) if body else (size, b"")
+            start = pos + cut + 1
+            break
+    else:
+        if end < 0:
+            return size, b""
+        start = 0
+    f.seek(start)
+    return start, f.read(end - start)
 
 
 def repair_tail(path: Path, fd: int) -> str | None:
