@@ -48,6 +48,7 @@ from .naming import (
     safe_component,
 )
 from .proxy import ProxyTable
+from .safe_open import NotRegularFile, dangling_link, read_small
 from .schedule import DEFAULT_READY_BUFFER, Schedule, Timing, parse_clock, parse_duration
 
 GIB = 1024**3
@@ -854,19 +855,27 @@ def _one_path_per_file(p: _Problems, layout: str, workspaces: list[Workspace]) -
                 return
 
 
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
 def load_config(
     path: str | os.PathLike[str], env: Mapping[str, str] | None = None, *, secrets: bool = True
 ) -> Config:
     """Read and validate a TOML config file. Raises ConfigError (exit 2) on any problem."""
     p = Path(path)
-    try:
-        text = p.read_bytes().decode("utf-8")
+    try:  # a FIFO, /dev/zero or a huge file: refused at once, never read without end
+        text = read_small(p, MAX_CONFIG_BYTES).decode("utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found") from None
+        why = "a symbolic link to nothing" if dangling_link(p) else "not found"
+        raise ConfigError(f"{p}: config file {why}") from None
     except IsADirectoryError:
         raise ConfigError(f"{p}: is a directory, not a config file") from None
+    except NotRegularFile as exc:
+        raise ConfigError(f"{p}: is {exc.kind}, not a config file") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    except ValueError as exc:
+        raise ConfigError(f"{p}: {exc}: not a config file") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read ({exc.strerror})") from None
     try:

@@ -28,7 +28,7 @@ from ..events import (
     Throttled,
     WorkspaceStopped,
 )
-from .scrub import scrub
+from ..scrub import scrub
 
 LOGGER = "backfill"
 

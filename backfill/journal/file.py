@@ -10,11 +10,13 @@ is kept and given one.
 from __future__ import annotations
 
 import builtins
+import errno
 import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import StorageError, os_error_reason
+from ..errors import OutputDirError, StorageError, os_error_reason
+from ..safe_open import kind_of
 from .record import parse_line
 
 
@@ -33,18 +35,27 @@ class AppendFile:
         self.tail_repaired: str | None = None
 
     def open(self) -> None:
+        """At start-up: a manifest that cannot be opened is OutputDirError (exit 2, nothing
+        written); never through a link, never a FIFO or a device."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                         | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         except OSError as exc:
-            raise StorageError(
-                f"{self.path}: cannot open the manifest ({os_error_reason(exc)})"
-            ) from None
+            reason = ("is a symbolic link" if os.path.islink(self.path)
+                      else "is a named pipe (FIFO)" if exc.errno == errno.ENXIO
+                      else os_error_reason(exc))
+            raise OutputDirError(f"{self.path}: cannot open the manifest ({reason})") from None
+        kind = kind_of(os.fstat(fd).st_mode)
+        if kind is not None:
+            os.close(fd)
+            raise OutputDirError(f"{self.path}: cannot open the manifest (is {kind})")
+        os.set_blocking(fd, True)
         try:
             self.tail_repaired = repair_tail(self.path, fd)
         except OSError as exc:
             os.close(fd)
-            raise StorageError(
+            raise OutputDirError(
                 f"{self.path}: cannot repair the manifest's last line ({os_error_reason(exc)})"
             ) from None
         except BaseException:

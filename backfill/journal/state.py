@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import binascii
 import builtins
+import os
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
 from ..errors import ManifestError, os_error_reason
+from ..safe_open import NotRegularFile, open_regular
 from .record import CANONICAL, STATUS_BYTE, STATUS_CODE, STATUSES, Record, parse_line, valid_date
 
 #
@@ -174,10 +176,12 @@ def load_manifest(path: Path) -> ManifestState:
     (<reason>)"``. Blank lines are skipped. Runs in about 4 µs per line.
     """
     state = ManifestState()
-    try:
-        f = open(path, "rb")  # noqa: SIM115 -- closed below; the loop is kept flat for speed
+    try:  # never through a link, never a FIFO or device (a hang, a read without end)
+        f = os.fdopen(open_regular(path, follow_symlinks=False), "rb")
     except FileNotFoundError:
         return state
+    except NotRegularFile as exc:
+        raise ManifestError(f"{path}: cannot read the manifest ({exc})") from None
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read the manifest ({os_error_reason(exc)})") from None
     bad: tuple[int, str] | None = None  # a bad line, fatal unless it turns out to be last

@@ -509,11 +509,13 @@ async def test_writer_leaves_a_clean_file_alone(tmp_path: Path) -> None:
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 async def test_write_failure_stops_the_writer(tmp_path: Path) -> None:
     path = tmp_path / "m.jsonl"
-    path.symlink_to("/dev/full")  # every write fails with ENOSPC
     writer = ManifestWriter(path)
     with pytest.raises(BaseExceptionGroup) as info:
         async with anyio.create_task_group() as tg:
             await tg.start(writer.run)
+            full = os.open("/dev/full", os.O_WRONLY)  # every write fails with ENOSPC
+            os.dup2(full, writer._file.fd)  # (the manifest is never opened through a link)
+            os.close(full)
             await writer.put(rec(0))
             await writer.flush()  # fails too, unless cancelled first
     assert info.group_contains(StorageError, match=r"cannot write the manifest \(disk full\)$")
