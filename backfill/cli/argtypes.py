@@ -39,6 +39,7 @@ positive_int = number(int, "an integer", minimum=1)
 byte_count = number(int, "a number of bytes", minimum=0)
 seconds = number(float, "a number of seconds", minimum=0.0)
 fraction = number(float, "a number", minimum=0.0, maximum=1.0)
+port = number(int, "a port number", minimum=0, maximum=65535)
 
 
 def day(text: str) -> date:

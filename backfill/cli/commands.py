@@ -30,7 +30,7 @@ from ..errors import BackfillError, ConfigError, first_error
 from ..model import Window
 from ..planner import WorkspacePlan, next_ready, summarize
 from ..settings import Options, check_range, check_workspaces, resolve_run, resolve_today
-from . import monitor
+from . import monitor, streams
 from .argtypes import day, duration, output_dir, positive_int
 from .helptext import COMMANDS, DESCRIPTION, EPILOG
 from .monitor import add_check_args, add_metrics_arg, add_plan_args, plan_warnings
@@ -401,6 +401,8 @@ async def _run_until_signal(engine: Backfill, before_exit: Callable[[], None],
                     if lane is not None:
                         lane.finish(drain=not engine.stopping)
             tg.cancel_scope.cancel()
+        if engine.stopping:  # a signal after the last download (compacting, say): still 130
+            summary.interrupted = True
     except BaseExceptionGroup as group:
         raise first_error(group) from None
     return summary
@@ -413,8 +415,8 @@ async def _watch_signals(engine: Backfill, before_exit: Callable[[], None]) -> N
                 before_exit()
                 # The journal is append-only with whole-line writes: stopping now is safe.
                 os._exit(EXIT_INTERRUPTED)
-            print("backfill: stopping, finishing the manifest (press Ctrl-C again to quit "
-                  "at once)", file=sys.stderr)
+            streams.write(sys.stderr, "backfill: stopping, finishing the manifest (press "
+                          "Ctrl-C again to quit at once)\n")
             engine.stop()
 
 
@@ -432,8 +434,8 @@ def _dry_run(engine: Backfill, as_json: bool) -> int:
 
 
 def _print_json(doc: dict[str, Any]) -> None:
-    json.dump(doc, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    """The document on stdout; a reader gone (``| head -c1``) does not change the exit code."""
+    streams.write(sys.stdout, json.dumps(doc, indent=2) + "\n")
 
 
 def _status_source(args: argparse.Namespace) -> tuple[Config | None, Path]:
@@ -608,13 +610,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         return _COMMANDS[args.command](args)
     except BackfillError as exc:
-        print(f"backfill: error: {exc}", file=sys.stderr)
+        streams.write(sys.stderr, f"backfill: error: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:
-        print("backfill: interrupted", file=sys.stderr)
+        streams.write(sys.stderr, "backfill: interrupted\n")
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `backfill plan ... | head`: the reader left; not our error
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:  # a print not yet through streams.write: the reader left
+        streams.forget(sys.stdout)
+        streams.forget(sys.stderr)
         return EXIT_OK

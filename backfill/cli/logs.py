@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from ..events import (
     WorkspaceStopped,
 )
 from ..scrub import scrub
+from . import streams
 
 LOGGER = "backfill"
 
@@ -89,7 +91,7 @@ def setup(*, verbose: int = 0, quiet: bool = False, log_file: Path | None = None
         JsonFormatter() if fmt == "json"
         else logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     )
-    stderr = logging.StreamHandler(sys.stderr)
+    stderr = _StderrHandler(sys.stderr)
     stderr.setLevel(logging.ERROR if quiet else
                     logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
     stderr.setFormatter(formatter)
@@ -98,7 +100,7 @@ def setup(*, verbose: int = 0, quiet: bool = False, log_file: Path | None = None
     if log_file is not None:
         try:
             log_file.parent.mkdir(parents=True, exist_ok=True)
-            handler = logging.FileHandler(log_file, encoding="utf-8")
+            handler = _LogFileHandler(log_file, encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"--log-file {log_file}: cannot write ({exc.strerror})") from None
         handler.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -106,6 +108,31 @@ def setup(*, verbose: int = 0, quiet: bool = False, log_file: Path | None = None
         handler.addFilter(redactor)
         logger.addHandler(handler)
     return logger
+
+
+def _stop_handler(handler: logging.Handler) -> None:
+    handler.setLevel(logging.CRITICAL + 1)  # nothing more is emitted through it
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """stderr gone (its reader died): logging stops quietly; the run goes on."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        _stop_handler(self)
+        streams.forget(self.stream)
+
+
+class _LogFileHandler(logging.FileHandler):
+    """A log file that cannot be written (``/dev/full``, disk full): one warning line on
+    stderr, and no more lines go to it — instead of logging's traceback per record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        _stop_handler(self)
+        exc = sys.exc_info()[1]
+        why = (os.strerror(exc.errno).lower() if isinstance(exc, OSError) and exc.errno
+               else type(exc).__name__)
+        streams.write(sys.stderr, f"backfill: warning: --log-file {self.baseFilename}: "
+                                  f"cannot write ({why}); logging to it stopped\n")
 
 
 class EventLog:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import IO
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
@@ -37,6 +37,7 @@ from ..events import (
     Throttled,
     WorkspaceStopped,
 )
+from . import streams
 from .render import WIDTH, can_encode, safe_stream
 
 MAX_WORKSPACE_LINES = 8
@@ -87,7 +88,8 @@ class Progress:
     def __enter__(self) -> Progress:
         self._t0 = self._last_line = self._clock()
         if self.live_mode:
-            self._live = Live(get_renderable=self.render, console=Console(file=self.stream),
+            self._live = Live(get_renderable=self.render,
+                              console=streams.QuietConsole(file=self.stream),
                               refresh_per_second=4, transient=True)
             self._live.__enter__()
         return self
@@ -193,7 +195,8 @@ class Progress:
         # cron mail and CI logs: at most 80 columns, continuation lines indented
         text = textwrap.fill(f"backfill: {self.line()}", WIDTH, subsequent_indent="  ",
                              break_on_hyphens=False)
-        print(text, file=self.stream, flush=True)
+        if not streams.write(self.stream, text + "\n"):
+            self.enabled = False  # stderr is gone: the run goes on without progress
 
     def render(self) -> RenderableType:
         total = max(self.total, 1)

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..monitor.verdict import left as time_left
+from .streams import QuietConsole
 
 if TYPE_CHECKING:
     from ..journal.record import Record
@@ -73,8 +74,8 @@ def console(stream: Any = None) -> Console:
     stream = stream or sys.stdout
     # Names and server messages are printed as typed: every one goes through escape(), and
     # no ':name:' emoji codes are replaced.
-    return Console(file=safe_stream(stream), width=None if stream.isatty() else WIDTH,
-                   emoji=False)
+    return QuietConsole(file=safe_stream(stream), width=None if stream.isatty() else WIDTH,
+                        emoji=False)
 
 
 def _table(out: Console, title: str | None = None) -> Table:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..cli.argtypes import byte_count, day, fraction, seconds
+from ..cli.argtypes import byte_count, day, fraction, port, seconds
 from ..config import Config, load_config, parse_config
 from ..errors import ConfigError
 from .catalog import DEFAULT_CACHE_BYTES
@@ -96,7 +96,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="serve the workspaces of this TOML config "
                    "(default: the built-in demo workspaces)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
-    p.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (%(default)s)")
+    p.add_argument("--port", type=port, default=0, help="port; 0 picks a free one (%(default)s)")
     p.add_argument("--today", type=day, help="pin the server's date in every workspace zone")
     p.add_argument("--seed", type=int, default=0, help="seed of bodies and faults (%(default)s)")
     p.add_argument("--size", type=byte_count, default=d.size,
