@@ -68,7 +68,8 @@ def resolve_today(config: Config, pinned: date | None, now: datetime) -> dict[st
 
 def resolve_run(config: Config, options: Options, now: datetime) -> ResolvedRun:
     """The run ``options`` ask for at instant ``now``. ConfigError for a manifest path
-    the sweep of partial downloads would delete, or dates outside what is handled."""
+    the sweep of partial downloads would delete, a start after the end, or dates
+    outside what is handled."""
     o, run = options, config.run
     if o.output_dir is not None:
         run = dataclasses.replace(run, output_dir=o.output_dir)
@@ -88,6 +89,7 @@ def resolve_run(config: Config, options: Options, now: datetime) -> ResolvedRun:
                           "(set [run] manifest to a shared local file)")
     if shard is not None:
         wins = [w for w in wins if shard.owns(w.workspace.name)]
+    check_range(config, o.start, o.end, today)  # plan and run alike, before anything
     return ResolvedRun(
         config=config, output_dir=output_dir,
         manifest=main if shard is None else shard_manifest(main, shard),
@@ -98,12 +100,22 @@ def resolve_run(config: Config, options: Options, now: datetime) -> ResolvedRun:
     )
 
 
-def check_range(config: Config, start: DateSpec | None, end: DateSpec | None) -> None:
-    """A --start/--end override must not put start after end (when that is known now)."""
+def check_range(config: Config, start: DateSpec | None, end: DateSpec | None,
+                today: Mapping[str, date] | None = None) -> None:
+    """Start must not be after end: whatever 'today' is, and with ``today`` also in any
+    workspace once relative dates are resolved in its own today (``--start 2026-12-01
+    --end today`` in November). ConfigError (exit 2) naming both."""
     s, e = start or config.run.start, end or config.run.end
-    if start_after_end(s, e):
-        raise ConfigError(f"usage: {'--start' if start else '[run] start'} {s} is after "
-                          f"{'--end' if end else '[run] end'} {e}")
+    where = ""
+    if not start_after_end(s, e):
+        late = [(ws.name, s.resolve(d), e.resolve(d)) for ws in config.workspaces
+                if (d := (today or {}).get(ws.name)) is not None and s.resolve(d) > e.resolve(d)]
+        if not late:
+            return
+        name, first, last = late[0]
+        where = f" ({first} after {last} in {name})"
+    raise ConfigError(f"usage: {'--start' if start else '[run] start'} {s} is after "
+                      f"{'--end' if end else '[run] end'} {e}{where}")
 
 
 def check_workspaces(config: Config, names: Sequence[str]) -> None:

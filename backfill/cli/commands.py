@@ -29,7 +29,7 @@ from ..destination import ObjectURL, OutputDir
 from ..errors import BackfillError, ConfigError, first_error
 from ..model import Window
 from ..planner import WorkspacePlan, next_ready, summarize
-from ..settings import Options, check_range, check_workspaces, resolve_run, resolve_today
+from ..settings import Options, check_workspaces, resolve_run, resolve_today
 from . import monitor, streams
 from .argtypes import day, duration, output_dir, positive_int
 from .helptext import COMMANDS, DESCRIPTION, EPILOG
@@ -300,7 +300,6 @@ def plan_document(plans: Sequence[WorkspacePlan]) -> dict[str, Any]:
 def _cmd_plan(args: argparse.Namespace) -> int:
     config = load_config(args.config, secrets=False)  # planning sends nothing
     check_workspaces(config, args.workspace)
-    check_range(config, args.start, args.end)
     settings = resolve_run(config, Options(today=args.today, start=args.start, end=args.end,
                                            workspaces=args.workspace, shard=args.shard),
                            datetime.now(UTC))

@@ -173,6 +173,15 @@ def next_step(summary: Summary, now: datetime) -> str:
         return "Interrupted: the manifest is consistent; run the same command again to resume."
     if summary.error:
         return f"Stopped: {summary.error}. Fix it and run the same command again."
+    live = sum(totals[k] for k in ("completed", "missing", "pending", "failed"))
+    if not live:
+        if totals["expired"]:
+            n = totals["expired"]
+            return (f"Nothing to fetch: all {n} file{'s' if n != 1 else ''} of this range "
+                    "are older than the API's 7-day window (expired; no request was sent). "
+                    "Check --start/--end (and --today).")
+        return ("Nothing to fetch: no report is generated in this range yet. "
+                "Check --start/--end (and --today).")
     parts = []
     auth = summary.failures.get("auth", 0)
     setup = sum(n for reason, n in summary.failures.items() if reason.startswith(SETUP_REASONS))

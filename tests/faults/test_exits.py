@@ -135,3 +135,30 @@ async def test_simulate_with_a_bad_port_is_one_line(port: str) -> None:
     result = await run_cli(cli("simulate", "--port", port))
     assert result.returncode == 2
     assert "port" in one_line(result.stderr)
+
+
+@pytest.mark.parametrize(("start", "end"), [
+    ("2026-11-26", "2026-11-20"),  # both absolute
+    ("2026-12-05", "today"),  # one side relative: resolved in each workspace's today
+    ("today", "2026-11-01"),
+    ("-2d", "-5d"),
+])
+@pytest.mark.parametrize("command", ["run", "plan"])
+async def test_start_after_end_is_refused(tmp_path: Path, command: str, start: str,
+                                          end: str) -> None:
+    async with scenario(tmp_path) as case:
+        result = await run_cli(cli(command, str(case.cfg), "--today", TODAY.isoformat(),
+                                   "--start", start, "--end", end))
+        assert case.sim.counters.total == 0
+    assert result.returncode == 2
+    assert "is after" in one_line(result.stderr)
+    assert not case.manifest.exists()
+
+
+async def test_a_range_with_nothing_fetchable_says_so(tmp_path: Path) -> None:
+    async with scenario(tmp_path) as case:
+        result = await run_cli(case.run("--start", "-30d", "--end", "-20d"))
+        assert case.sim.counters.total == 0
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    assert "Nothing to fetch" in err and "7-day window" in err and "All done" not in err
