@@ -169,15 +169,20 @@ def decide_error(
 def rerun(kind: Kind, record: Record | None) -> Rerun:
     """Re-run rules of design.md for one planned file: skip, expire or fetch.
 
-    completed and expired are kept; an expired date with no completed record is recorded
+    completed is kept, and so is expired when the server said so (a 400 on the boundary
+    day). An expired record made from our clock alone (no request: a ``--today`` or clock
+    mistake) is no fact: it is re-derived from today's plan, so a date back inside the
+    window is fetched. An expired date with no record (or a stale derived one) is recorded
     expired without a request; failed and pending are retried; missing is re-checked while
     its date is inside the window (late generation), then kept.
     """
     status = record.status if record else None
-    if status in (Status.COMPLETED, Status.EXPIRED):
+    if status is Status.COMPLETED:
         return Rerun.SKIP
+    if status is Status.EXPIRED and record is not None and record.http_status is not None:
+        return Rerun.SKIP  # the server's word
     if kind is Kind.EXPIRED:
-        return Rerun.SKIP if status is Status.MISSING else Rerun.EXPIRE
+        return Rerun.SKIP if status in (Status.MISSING, Status.EXPIRED) else Rerun.EXPIRE
     return Rerun.FETCH
 
 

@@ -166,3 +166,24 @@ async def test_a_rerun_a_day_later_turns_the_boundary_day_into_expired(tmp_path:
         for filename, rec in second.items():
             age = (local_day(server_now, zone) - day_of(filename)).days
             assert rec.status is (Status.COMPLETED if age < 7 else Status.EXPIRED), filename
+
+
+@pytest.mark.parametrize("ahead", [timedelta(days=365), timedelta(days=9)],
+                         ids=["today-a-year-ahead", "clock-9-days-fast"])
+async def test_a_clock_mistake_loses_no_file(tmp_path: Path, ahead: timedelta) -> None:
+    """Our clock ahead records every file expired without a request; the corrected run
+    re-derives that (only the server's answer is final) and fetches them all."""
+    zone = "Europe/Berlin"
+    server_now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    config = make_config(tmp_path, [{"name": "w", "app_id": "W1", "timezone": zone,
+                                     "reports": [SMALL]}],
+                         run={"start": "2026-11-21", "end": "2026-11-27"})
+    async with run_simulator(config, today=server_now) as sim:
+        await run_at(config, sim, server_now + ahead)
+        cfg = pointed_at(config, sim.base_url)
+        first = manifest_records(cfg)
+        assert len(first) == 7 and {r.status for r in first} == {Status.EXPIRED}
+        assert sim.counters.total == 0
+        await run_at(config, sim, server_now)  # the clock is right again
+        second = manifest_records(cfg)
+        assert len(second) == 7 and {r.status for r in second} == {Status.COMPLETED}

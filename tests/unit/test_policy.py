@@ -126,15 +126,15 @@ def test_backoff_is_full_jitter_bounded(attempt: int, base: float, cap: float, s
     assert 0 <= delay <= min(cap, base * 2 ** (attempt - 1))
 
 
-def _rec(status: Status) -> Record:
+def _rec(status: Status, http_status: int | None = None) -> Record:
     return Record(workspace="w", app_id="A", report="r", date="2026-11-20",
-                  filename="r_20261120.zip", status=status)
+                  filename="r_20261120.zip", status=status, http_status=http_status)
 
 
 @pytest.mark.parametrize(("kind", "status", "action"), [
     (Kind.FETCHABLE, None, "fetch"),
     (Kind.FETCHABLE, Status.COMPLETED, "skip"),
-    (Kind.FETCHABLE, Status.EXPIRED, "skip"),
+    (Kind.FETCHABLE, Status.EXPIRED, "fetch"),    # our clock's word only: re-derived
     (Kind.FETCHABLE, Status.FAILED, "fetch"),
     (Kind.FETCHABLE, Status.PENDING, "fetch"),
     (Kind.FETCHABLE, Status.MISSING, "fetch"),   # re-checked while inside the window
@@ -144,6 +144,13 @@ def _rec(status: Status) -> Record:
     (Kind.EXPIRED, Status.PENDING, "expire"),
     (Kind.EXPIRED, Status.MISSING, "skip"),       # then kept
     (Kind.EXPIRED, Status.COMPLETED, "skip"),
+    (Kind.EXPIRED, Status.EXPIRED, "skip"),       # already recorded
 ])
 def test_rerun_rules(kind: Kind, status: Status | None, action: str) -> None:
     assert rerun(kind, _rec(status) if status else None) == action
+
+
+@pytest.mark.parametrize("kind", [Kind.FETCHABLE, Kind.BOUNDARY, Kind.EXPIRED])
+def test_an_expired_the_server_answered_is_final(kind: Kind) -> None:
+    """A 400 on the boundary day is the server's word; expired with no request is not."""
+    assert rerun(kind, _rec(Status.EXPIRED, http_status=400)) == "skip"
