@@ -17,7 +17,9 @@ import pendulum
 from .config import Workspace
 from .journal.record import Record
 from .model import EXPIRY_DAYS, Status
+from .rejection import RejectedReport
 
+EXIT_REJECTED = 4  # a report rejected as a whole (rejection.py): a configuration problem
 STATUSES: tuple[str, ...] = ("completed", "missing", "expired", "failed", "pending")
 
 
@@ -42,9 +44,7 @@ class WorkspaceTally:
 
     @property
     def flags(self) -> list[str]:
-        out = []
-        if self.answered and self.rejected == self.answered:
-            out.append("all rejected: check app_id and report names")
+        out = []  # a report rejected as a whole is judged per report: Summary.rejected
         if self.stopped:
             out.append(self.stopped)
         return out
@@ -81,6 +81,7 @@ class Summary:
     throttled: int = 0
     at_risk: list[AtRisk] = field(default_factory=list)
     error: str | None = None
+    rejected: list[RejectedReport] = field(default_factory=list)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -94,7 +95,11 @@ class Summary:
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
-        return 1 if self.totals["failed"] or self.error else 0
+        if self.error:
+            return 1
+        if self.rejected:
+            return EXIT_REJECTED
+        return 1 if self.totals["failed"] else 0
 
     def document(self, *, run: bool = False) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -110,6 +115,7 @@ class Summary:
                 duration_s=round(self.duration_s, 3), interrupted=self.interrupted,
                 outages=self.outages, throttled=self.throttled,
                 failures=dict(self.failures.most_common()),
+                rejected_reports=[r.document() for r in self.rejected],
             )
         doc["at_risk"] = [
             {"workspace": r.workspace, "filename": r.filename, "status": r.status,

@@ -2,7 +2,9 @@
 :mod:`backfill.helptext`, tables in :mod:`backfill.render`.
 
 Exit codes (design.md): 0 nothing failed · 1 some files failed · 2 bad config or usage ·
-3 ``status --check`` found a problem · 75 manifest locked by another run · 130 interrupted.
+3 ``status --check`` found a problem · 4 a report rejected as a whole (every request a
+400, never a file: its name or the app_id is wrong) · 75 manifest locked by another run ·
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -356,7 +358,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if lane is not None:
             doc["tables"] = lane.document()
         _print_json(doc)
-    elif not args.quiet:
+    if not args.quiet and not args.json:
         from .render import print_summary
 
         print_summary(summary)
@@ -364,6 +366,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             from ..tables.cli import print_lane
 
             print_lane(lane)
+    elif summary.rejected:  # a configuration problem is said even with -q or --json
+        from .render import print_rejected
+
+        print_rejected(summary)
     return summary.exit_code  # a failed conversion never fails the run
 
 

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..monitor.verdict import left as time_left
+from . import streams
 from .streams import QuietConsole
 
 if TYPE_CHECKING:
@@ -173,6 +174,10 @@ def next_step(summary: Summary, now: datetime) -> str:
         return "Interrupted: the manifest is consistent; run the same command again to resume."
     if summary.error:
         return f"Stopped: {summary.error}. Fix it and run the same command again."
+    if summary.rejected:
+        n = len(summary.rejected)
+        return (f"{n} report{'s' if n != 1 else ''} rejected by the server (exit 4): fix the "
+                "name or app_id in the config, then run the same command again.")
     live = sum(totals[k] for k in ("completed", "missing", "pending", "failed"))
     if not live:
         if totals["expired"]:
@@ -218,7 +223,15 @@ def print_summary(summary: Summary, out: Console | None = None) -> None:
     for t in summary.workspaces.values():
         for flag in t.flags:
             out.print(f"[yellow]{escape(t.name)}: {escape(flag)}[/yellow]")
+    print_rejected(summary)
     out.print(escape(next_step(summary, now)))
+
+
+def print_rejected(summary: Summary) -> None:
+    """One line per report rejected as a whole, on stderr (shown even with ``-q``), never
+    wrapped: a cron mail or a grep gets the report name and the server's message whole."""
+    for r in summary.rejected:
+        streams.write(sys.stderr, f"backfill: error: {r.sentence()}\n")
 
 
 def print_status(summary: Summary, manifest: Any, out: Console | None = None) -> None:

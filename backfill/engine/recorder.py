@@ -12,6 +12,7 @@ from ..clock import Clock
 from ..events import Event, FileFinished
 from ..journal import Journal, Record
 from ..model import Status, Task
+from ..rejection import RejectionJudge
 from ..store import Stored
 from ..summary import AtRisk, Summary, expires_at
 from .workspace import WorkspaceRun
@@ -43,6 +44,7 @@ class Recorder:
         self._clock = clock
         self._emit = emit
         self._listening = listening  # False: nobody subscribed, skip building events
+        self.judge = RejectionJudge()  # every planned file's record: reports rejected whole
 
     async def record(self, rt: WorkspaceRun, outcome: FileOutcome) -> None:
         task, stored = outcome.task, outcome.stored
@@ -65,6 +67,7 @@ class Recorder:
     def count(self, rt: WorkspaceRun, rec: Record, *, fetched: bool) -> None:
         """Count a file (recorded now, or skipped as the journal had it)."""
         rt.tally.counts[rec.status.value] += 1
+        self.judge.observe(rec)
         if rec.status is Status.COMPLETED:
             rt.tally.bytes += rec.bytes or 0
         elif rec.status is Status.FAILED:

@@ -95,6 +95,8 @@ class Run:
         s.duration_s = self.clock.monotonic() - start
         s.outages = sum(h.breaker.outages for h in self.hosts.values())
         s.at_risk.sort(key=lambda r: r.expires_at)
+        if not s.interrupted:  # the journal's history rules out a report that had a file
+            s.rejected = self.recorder.judge.verdicts(self.journal.state)
         self.emit(RunFinished(s.interrupted))
         return s
 
