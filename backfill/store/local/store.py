@@ -8,8 +8,10 @@ fsynced, together with the directory entry that names it; until then it lives as
 (the journal is the authority for the output directory).
 
 Small bodies (up to ``chunk_size``, 256 KiB by default) are buffered, then checked and
-hashed on the event loop (when they inflate to at most 128 KiB: microseconds for the
-usual stored body, by :mod:`backfill.zipcheck`; less than a thread hop) and made durable
+hashed on the event loop when they inflate to at most 128 KiB (microseconds for the
+usual stored body, by :mod:`backfill.zipcheck`; less than a thread hop), else in a
+worker thread whose check stops when the caller is cancelled (a zip bomb neither holds
+the loop nor delays Ctrl-C; zipcheck bounds its memory and size), and made durable
 by a *group commit* (:mod:`.group`) in a single thread (``commit_threads``) contending
 for the GIL with the event loop. Larger bodies are written chunk by chunk, hashed in the
 same thread hop as each write, so memory stays at about ``write_size`` (1 MiB) per
@@ -32,6 +34,7 @@ from typing import BinaryIO, TypeVar, TypeVarTuple, Unpack
 
 import anyio
 import anyio.to_thread
+from anyio.from_thread import check_cancelled
 
 from ...errors import BodyTooLarge, InvalidBody, StorageError, os_error_reason
 from ...zipcheck import check_zip, zip_problem
@@ -154,11 +157,17 @@ class LocalStore:
         try:
             if r.part.fd >= 0:
                 return await self._in_thread(r.final, self._finish, r)
-            # The whole body is in memory: check it here if that is quick, then join a batch.
-            problem = zip_problem(r.tail, _CHECK_ON_LOOP_BYTES)
+            # The whole body is in memory: check it here if that is quick (bounded: members
+            # inflate one byte past their declared ≤ 128 KiB at most), else in a thread of
+            # its own that a cancellation stops (a bomb never holds up the loop or Ctrl-C).
+            problem: str | bool | None = zip_problem(r.tail, _CHECK_ON_LOOP_BYTES)
+            if problem is False:
+                problem, digest = await self._in_thread(r.final, _check_and_hash, r.tail)
+            else:
+                digest = hashlib.sha256(r.tail).hexdigest()
             if problem:
                 raise InvalidBody(str(problem))
-            job = Job(r, None if problem is False else hashlib.sha256(r.tail).hexdigest())
+            job = Job(r, digest)
             await self._group.run(job)
         except BaseException:
             r.discard()
@@ -235,7 +244,7 @@ class LocalStore:
         part = r.part
         r.hasher.update(r.tail)
         write_all(part.fd, r.tail)
-        problem = check_zip(part.path)
+        problem = check_zip(part.path, checkpoint=check_cancelled)
         if problem is not None:
             raise InvalidBody(problem)
         os.fsync(part.fd)
@@ -244,3 +253,9 @@ class LocalStore:
         os.replace(part.path, r.final)
         fsync_dir(r.final.parent)
         return Stored(r.rel, r.total, r.hasher.hexdigest())
+
+
+def _check_and_hash(data: bytes) -> tuple[str | bool | None, str]:
+    """In a worker thread: the zip's problem (stopped at once when the caller is
+    cancelled: the check's checkpoint) and the body's sha256."""
+    return zip_problem(data, checkpoint=check_cancelled), hashlib.sha256(data).hexdigest()
