@@ -4,7 +4,9 @@
     ├── ConfigError                  bad config file, key, value or CLI argument  (exit 2)
     ├── ManifestError                manifest unreadable or corrupt in the middle (exit 2)
     ├── LockedError                  another run holds the manifest lock          (exit 75)
-    ├── StorageError                 local disk: disk full, I/O error, ...        (exit 1)
+    ├── StorageError                 local disk: disk full, I/O error, ...: stops the run (exit 1)
+    │   ├── FileStorageError         one file's or folder's path: permission, a directory
+    │   │                            in the way, a link out; fails that file, run goes on
     │   └── OutputDirError           output/manifest dir unusable at start-up     (exit 2)
     └── RemoteError                  one request's failure, raised by client.py
         ├── TransportError           no usable response: retryable
@@ -63,6 +65,23 @@ class StorageError(BackfillError):
     """Writing to the output directory failed (permissions, disk full, ...)."""
 
     exit_code = 1
+
+
+class FileStorageError(StorageError):
+    """The storage error of one file or one folder (a permission, a directory at the
+    file's path, a path leading out): that file fails with this reason; the run goes on.
+    Only a run-wide fault (disk full, quota, read-only or failing file system, the
+    output directory gone) stops the run: :func:`storage_error` tells them apart."""
+
+
+# A fault of the whole destination, not of one path: every later file would fail too.
+RUN_WIDE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO})
+
+
+def storage_error(path: object, exc: OSError) -> StorageError:
+    """``"<path>: <reason>"``, as a FileStorageError unless the errno is run-wide."""
+    kind = StorageError if exc.errno in RUN_WIDE_ERRNOS else FileStorageError
+    return kind(f"{path}: {os_error_reason(exc)}")
 
 
 class OutputDirError(StorageError):

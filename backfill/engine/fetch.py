@@ -17,7 +17,7 @@ from pathlib import PurePosixPath
 
 from ..clock import Clock
 from ..config import RetrySettings
-from ..errors import RemoteError
+from ..errors import FileStorageError, RemoteError
 from ..events import Event, RetryScheduled
 from ..limits import OutageTooLong
 from ..model import Status, Task
@@ -29,7 +29,7 @@ from .recorder import FileOutcome, Recorder
 from .slots import Slots
 from .workspace import WorkspaceRun
 
-Outcome = Stored | HttpReply | RemoteError
+Outcome = Stored | HttpReply | RemoteError | FileStorageError
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +95,16 @@ class FileFetch:
                 return None
             rt.tally.requests += 1
             ctx.summary.requests += 1
-            sent = await ctx.send(self.url, self.headers, self.rel, self.task.filename)
+            try:
+                sent = await ctx.send(self.url, self.headers, self.rel, self.task.filename)
+            except FileStorageError as exc:  # this file's path only: it fails, not the run
+                return exc
             if isinstance(sent, HttpReply | RemoteError):
                 return sent
             await held.keep_for_commit(sent)
         try:  # the request's slots are free now: the disk work does not hold them
             return await ctx.commit(sent)
-        except RemoteError as exc:  # not a zip
+        except (RemoteError, FileStorageError) as exc:  # not a zip; this file's path
             return exc
         finally:
             ctx.slots.release_commit()
@@ -113,6 +116,12 @@ class FileFetch:
             rt.tally.answered += 1
             guards.succeeded(probe)
             await self._record(Status.COMPLETED, stored=outcome, http_status=200, fetched=True)
+            return
+        if isinstance(outcome, FileStorageError):  # the server answered; our disk refused
+            rt.tally.answered += 1
+            guards.succeeded(probe)
+            await self._record(Status.FAILED, reason=str(outcome), http_status=200,
+                               fetched=True)
             return
         decision = guards.judge(self._decide(outcome), probe)
         if decision.action is Action.RECORD:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
-from ...errors import StorageError
+from ...errors import FileStorageError
 
 
 class Root:
@@ -20,7 +20,7 @@ class Root:
         self._inside_dirs: set[PurePosixPath] = set()
 
     def target(self, rel: PurePosixPath) -> Path:
-        """Absolute final path ``root/rel``; StorageError if it would leave the root."""
+        """Absolute final path ``root/rel``; FileStorageError if it would leave the root."""
         final = self.final(rel)
         self.check_link(PurePosixPath(rel), final)
         return final
@@ -31,7 +31,7 @@ class Root:
         rename, rather than on the event loop."""
         rel = PurePosixPath(rel)
         if rel.is_absolute() or not rel.parts or any(p in ("..", ".") for p in rel.parts):
-            raise StorageError(f"{rel}: path would leave the output directory")
+            raise FileStorageError(f"{rel}: path would leave the output directory")
         final = self.path.joinpath(*rel.parts)
         # Resolving costs a syscall per component: do it once per directory, then only
         # look at the file itself (a symbolic link there is resolved too).
@@ -41,7 +41,7 @@ class Root:
         return final
 
     def check_link(self, rel: PurePosixPath, final: Path) -> None:
-        """StorageError if ``final`` is a symbolic link that leads out of the root."""
+        """FileStorageError if ``final`` is a symbolic link that leads out of the root."""
         if os.path.islink(final):
             self._check_inside(rel, final)
 
@@ -49,6 +49,6 @@ class Root:
         try:
             inside = path.resolve().is_relative_to(self.path.resolve())
         except (OSError, RuntimeError) as exc:  # RuntimeError: symlink loop (Python < 3.13)
-            raise StorageError(f"{path}: cannot resolve the path") from exc
+            raise FileStorageError(f"{path}: cannot resolve the path") from exc
         if not inside:
-            raise StorageError(f"{rel}: path would leave the output directory")
+            raise FileStorageError(f"{rel}: path would leave the output directory")

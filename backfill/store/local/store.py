@@ -26,6 +26,7 @@ the chunk iterator itself pass through unchanged.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -36,7 +37,7 @@ import anyio
 import anyio.to_thread
 from anyio.from_thread import check_cancelled
 
-from ...errors import BodyTooLarge, InvalidBody, StorageError, os_error_reason
+from ...errors import BodyTooLarge, InvalidBody, StorageError, os_error_reason, storage_error
 from ...zipcheck import check_zip, zip_problem
 from ..base import Received, Stored
 from .dirs import DurableDirs
@@ -175,7 +176,7 @@ class LocalStore:
         if job.error is not None:
             r.discard()
             if isinstance(job.error, OSError):
-                raise StorageError(f"{r.final}: {os_error_reason(job.error)}") from job.error
+                raise storage_error(r.final, job.error) from job.error
             raise job.error
         assert job.sha256 is not None
         return Stored(r.rel, r.total, job.sha256)
@@ -219,11 +220,15 @@ class LocalStore:
     async def _in_thread(
         self, final: Path, func: Callable[[Unpack[_Ts]], _T], *args: *_Ts
     ) -> _T:
-        """Run ``func(*args)`` in a worker thread; OSError becomes StorageError(final, reason)."""
+        """Run ``func(*args)`` in a worker thread; OSError becomes a StorageError naming
+        ``final`` (FileStorageError unless the fault is run-wide)."""
         try:
             return await anyio.to_thread.run_sync(func, *args)
         except OSError as exc:
-            raise StorageError(f"{final}: {os_error_reason(exc)}") from exc
+            gone = exc.errno == errno.ENOENT and not os.path.isdir(self.root)  # noqa: ASYNC240
+            if gone:  # (one stat, on the error path only)
+                raise StorageError(f"{self.root}: the output directory is gone") from exc
+            raise storage_error(final, exc) from exc
 
     def _open_part(self, part: Part) -> None:
         self._dirs.ensure(part.path.parent)
