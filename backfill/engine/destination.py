@@ -64,7 +64,8 @@ async def open_run_destination(run: RunSettings, storage: StorageOptions,
     out, manifest, max_bytes = run.output_dir, run.manifest_path, run.max_file_bytes
     if not isinstance(out, ObjectURL):
         prepare_dirs([out, manifest.parent])
-        store = open_store(out, max_file_bytes=max_bytes)
+        # partial files private to this manifest (a shard's, or the main one)
+        store = open_store(out, max_file_bytes=max_bytes, owner=str(manifest.absolute()))
         try:
             yield Opened(store, manifest)
         finally:

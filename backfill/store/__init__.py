@@ -23,14 +23,16 @@ __all__ = ["Received", "Store", "Stored", "open_object_store", "open_store"]
 
 
 def open_store(output_dir: OutputDir, *, max_file_bytes: int,
-               storage: StorageOptions | None = None) -> Store:
+               storage: StorageOptions | None = None, owner: str = "") -> Store:
     """The store for ``output_dir``: the local file system, or the object store it names
-    (see :func:`open_object_store`)."""
+    (see :func:`open_object_store`). ``owner`` names the run's private place for partial
+    files (the manifest's path: two manifests sharing an output directory never touch
+    each other's partial files)."""
     if isinstance(output_dir, ObjectURL):
         return open_object_store(output_dir, max_file_bytes=max_file_bytes, storage=storage)
     from .local import LocalStore
 
-    return LocalStore(output_dir, max_file_bytes=max_file_bytes)
+    return LocalStore(output_dir, max_file_bytes=max_file_bytes, owner=owner)
 
 
 def open_object_store(url: ObjectURL, *, max_file_bytes: int,

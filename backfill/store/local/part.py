@@ -1,4 +1,11 @@
-"""A body between receive and commit: its private ``.part`` file and what is in memory."""
+"""A body between receive and commit: its private ``.part`` file and what is in memory.
+
+Partial files live in a private folder of the run's own, ``<root>/.backfill-partial/<id>``
+(:func:`partials_dir`; the id is the manifest's), on the same file system as the files, so
+that the rename into place stays atomic. Two configs with their own manifests but one
+output directory, or another program's ``*.part`` files there, are never touched: a
+sweep deletes only inside that folder.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +17,29 @@ from pathlib import Path, PurePosixPath
 from ...naming import TEMP_SUFFIX
 
 PART_SUFFIX = TEMP_SUFFIX  # naming keeps every final name from ending in it
+PARTIALS = ".backfill-partial"
+
+
+def partials_dir(root: Path, owner: str) -> Path:
+    """The private folder of partial files for ``owner`` (a manifest) under ``root``."""
+    key = hashlib.sha256(owner.encode()).hexdigest()[:16]
+    return root / PARTIALS / key
+
+
+def part_name(rel: PurePosixPath) -> str:
+    """The partial file's name for ``rel``: flat, unique per key, never a final name."""
+    return hashlib.sha256(str(rel).encode()).hexdigest()[:32] + PART_SUFFIX
 
 
 class Part:
-    """The open ``.part`` file of one save; ``fd`` is -1 once closed (or not opened yet)."""
+    """The open ``.part`` file of one save, in the store's private folder; ``final_dir``
+    is where it is renamed to. ``fd`` is -1 once closed (or not opened yet)."""
 
-    __slots__ = ("fd", "path")
+    __slots__ = ("fd", "final_dir", "path")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, final_dir: Path) -> None:
         self.path = path
+        self.final_dir = final_dir
         self.fd = -1
 
     def close(self) -> None:

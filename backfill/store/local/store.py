@@ -43,7 +43,7 @@ from ..base import Received, Stored
 from .dirs import DurableDirs
 from .durability import fsync_dir, syncfs_function, write_all, writev_all
 from .group import GroupCommit, Job, commit_batch
-from .part import PART_SUFFIX, LocalReceived, Part
+from .part import PART_SUFFIX, LocalReceived, Part, part_name, partials_dir
 from .paths import Root
 from .verify import sweep_parts, verify_file
 
@@ -70,7 +70,7 @@ class LocalStore:
     def __init__(
         self, root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         chunk_size: int = DEFAULT_CHUNK_SIZE, write_size: int = DEFAULT_WRITE_SIZE,
-        commit_threads: int = 1, syncfs: bool = True,
+        commit_threads: int = 1, syncfs: bool = True, owner: str = "",
     ) -> None:
         if max_file_bytes < 0:
             raise ValueError("max_file_bytes must be >= 0")
@@ -78,6 +78,7 @@ class LocalStore:
             raise ValueError("chunk_size must be >= 1")
         self._root = Root(root)
         self.root = self._root.path
+        self.partials = partials_dir(self.root, owner)  # this run's own (see .part)
         self.max_file_bytes = max_file_bytes
         self.chunk_size = chunk_size
         self.write_size = max(write_size, chunk_size)
@@ -110,7 +111,7 @@ class LocalStore:
         re-raised; the final name is untouched.
         """
         final = self._root.final(rel)
-        part = Part(final.with_name(final.name + PART_SUFFIX))
+        part = Part(self.partials / part_name(PurePosixPath(rel)), final.parent)
         limit = self.max_file_bytes
         if expected_length is not None and expected_length > limit:
             raise BodyTooLarge(f"body of {expected_length} bytes exceeds the {limit}-byte limit")
@@ -200,16 +201,23 @@ class LocalStore:
             f.close()
 
     async def sweep(self) -> int:
-        """Delete every ``*.part`` file under ``root`` (left by a crash); return how many."""
+        """Delete the partial files a crashed run of this manifest left in its private
+        folder (and nothing else, anywhere); return how many."""
         return await anyio.to_thread.run_sync(self.remove_stale_parts)
 
     def remove_stale_parts(self) -> int:
-        """:meth:`sweep`, blocking. Call it only while holding the manifest lock: a
-        concurrent run's downloads in flight are ``.part`` files too."""
-        return sweep_parts(self.root, PART_SUFFIX)
+        """:meth:`sweep`, blocking. Call it only while holding the manifest lock (the
+        folder is this manifest's: only a run holding its lock writes there)."""
+        return sweep_parts(self.partials, PART_SUFFIX)
 
     async def close(self) -> None:
-        """Nothing to release: every thread call has ended when its caller returned."""
+        """Remove the private folder if empty (every thread call has ended by now)."""
+        await anyio.to_thread.run_sync(self._drop_partials)
+
+    def _drop_partials(self) -> None:
+        for directory in (self.partials, self.partials.parent):
+            with contextlib.suppress(OSError):  # not empty (another manifest's), or gone
+                os.rmdir(directory)
 
     # ------------------------------------------------------------------ in worker threads
 
@@ -231,10 +239,11 @@ class LocalStore:
             raise storage_error(final, exc) from exc
 
     def _open_part(self, part: Part) -> None:
+        """Create the partial file: new (O_EXCL), never through a link (O_NOFOLLOW)."""
+        self._dirs.ensure(part.final_dir)
         self._dirs.ensure(part.path.parent)
-        part.fd = os.open(
-            part.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
-        )
+        part.fd = os.open(part.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                          | os.O_CLOEXEC, 0o644)
 
     def _write_chunks(self, part: Part, hasher: hashlib._Hash, data: list[bytes]) -> None:
         if part.fd < 0:

@@ -32,7 +32,7 @@ def verify_file(path: Path, sha256: str, size: int) -> str | None:
 def sweep_parts(root: Path, suffix: str) -> int:
     """Delete every file ending in ``suffix`` under ``root``; return how many."""
     removed = 0
-    for dirpath, _dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):  # nothing (0) if it does not exist
         for name in filenames:
             if not name.endswith(suffix):
                 continue

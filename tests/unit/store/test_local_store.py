@@ -4,6 +4,8 @@ import functools
 import hashlib
 import io
 import os
+import resource
+import signal
 import tracemalloc
 import zipfile
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -14,9 +16,16 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from backfill.errors import BodyTooLarge, ConnectionLost, InvalidBody, StorageError
+from backfill.errors import (
+    BodyTooLarge,
+    ConnectionLost,
+    FileStorageError,
+    InvalidBody,
+    StorageError,
+)
 from backfill.store import Stored
 from backfill.store.local import LocalStore
+from backfill.store.local.part import part_name
 from backfill.zipcheck import check_zip
 
 REL = PurePosixPath("acme-eu/Daily_campaign_summary/Daily_campaign_summary_20261121.zip")
@@ -122,7 +131,8 @@ async def test_concurrent_small_files_share_thread_hops_and_directory_fsyncs(
         stored[rel] = await storage.save(rel, chunked(bodies[rel]), expected_length=None)
         final = tmp_path / rel
         assert final.read_bytes() == bodies[rel]
-        assert f"{final}.part" in synced  # its data was fsynced before the rename
+        part = storage.partials / part_name(rel)
+        assert str(part) in synced  # its data was fsynced before the rename
 
     async with anyio.create_task_group() as tg:
         for rel in bodies:
@@ -379,7 +389,7 @@ async def test_failed_save_keeps_existing_file(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_cancellation_mid_stream_leaves_no_part(tmp_path: Path) -> None:
     storage = LocalStore(tmp_path, chunk_size=1024)
-    part = tmp_path / f"{REL}.part"
+    part = storage.partials / part_name(REL)
     part_written = anyio.Event()
     closed = False
 
@@ -423,14 +433,21 @@ async def test_iterator_errors_pass_through(tmp_path: Path) -> None:
 @pytest.mark.parametrize("chunk_size", [1 << 20, 1024])
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 async def test_disk_full_becomes_storage_error(tmp_path: Path, chunk_size: int) -> None:
+    """A full disk as the process sees it: writes past RLIMIT_FSIZE fail with EFBIG."""
     final = tmp_path / REL
-    final.parent.mkdir(parents=True)
-    os.symlink("/dev/full", f"{final}.part")  # every write to the .part fails with ENOSPC
     body = make_zip(50_000)
-    with pytest.raises(StorageError) as info:
-        storage = LocalStore(tmp_path, chunk_size=chunk_size)
-        await storage.save(REL, chunked(body), expected_length=None)
-    assert str(info.value) == f"{final}: disk full"
+    storage = LocalStore(tmp_path, chunk_size=chunk_size)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+        with pytest.raises(StorageError) as info:
+            await storage.save(REL, chunked(body), expected_length=None)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert str(info.value).startswith(f"{final}: disk full")
+    assert not isinstance(info.value, FileStorageError)  # run-wide: the run stops
     assert isinstance(info.value.__cause__, OSError)
     assert leftovers(tmp_path) == []
 
@@ -502,14 +519,21 @@ def test_target_inside_root(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- upkeep
 
 
-def test_remove_stale_parts(tmp_path: Path) -> None:
-    files = ["a/x.zip.part", "b/c/y.zip.part", "b/keep.zip", "z.part", "manifest.jsonl"]
-    for name in files:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(b"x")
-    assert LocalStore(tmp_path).remove_stale_parts() == 3
-    assert leftovers(tmp_path) == ["b/keep.zip", "manifest.jsonl"]
-    assert LocalStore(tmp_path).remove_stale_parts() == 0
+def test_remove_stale_parts_only_in_its_own_folder(tmp_path: Path) -> None:
+    """Another program's *.part, another manifest's partial files: never touched."""
+    mine, theirs = LocalStore(tmp_path, owner="/a/manifest.jsonl"), LocalStore(
+        tmp_path, owner="/b/manifest.jsonl")
+    assert mine.partials != theirs.partials and mine.partials.parent == theirs.partials.parent
+    foreign = ["a/x.zip.part", "b/c/y.zip.part", "b/keep.zip", "z.part", "manifest.jsonl"]
+    for path in [*(tmp_path / n for n in foreign), mine.partials / "1.part",
+                 mine.partials / "2.part", theirs.partials / "3.part"]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    assert mine.remove_stale_parts() == 2
+    left = leftovers(tmp_path)
+    assert [n for n in left if not n.startswith(".backfill-partial")] == sorted(foreign)
+    assert (theirs.partials / "3.part").exists()
+    assert mine.remove_stale_parts() == 0
     assert LocalStore(tmp_path / "absent").remove_stale_parts() == 0
 
 
