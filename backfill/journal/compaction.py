@@ -41,7 +41,12 @@ def compact(path: Path, records: Iterable[Record]) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".compact.tmp")
     try:
-        with open(tmp, "wb", buffering=1024 * 1024) as f:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # a crashed compaction's, or a planted link (unlink never follows)
+        # new (O_EXCL) and never through a link (O_NOFOLLOW): nothing planted is written to
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644)
+        with os.fdopen(fd, "wb", buffering=1024 * 1024) as f:
             for record in records:
                 f.write(record.to_line())
             f.flush()

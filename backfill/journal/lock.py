@@ -8,7 +8,8 @@ import fcntl
 import os
 from pathlib import Path
 
-from ..errors import LockedError, StorageError, os_error_reason
+from ..errors import LockedError, OutputDirError, StorageError, os_error_reason
+from ..safe_open import kind_of
 
 
 def lock_path(manifest_path: Path) -> Path:
@@ -33,12 +34,18 @@ class ManifestLock:
     def acquire(self) -> None:
         if self._fd >= 0:
             raise RuntimeError("ManifestLock is already held")
-        try:
+        try:  # never through a link (it is truncated below), never a FIFO or device
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+                         | os.O_NONBLOCK, 0o644)
         except OSError as exc:
-            raise StorageError(f"{self.path}: cannot create the lock file "
-                               f"({os_error_reason(exc)})") from None
+            why = "is a symbolic link" if os.path.islink(self.path) else os_error_reason(exc)
+            raise OutputDirError(f"{self.path}: cannot create the lock file ({why})") from None
+        kind = kind_of(os.fstat(fd).st_mode)
+        if kind is not None:
+            os.close(fd)
+            raise OutputDirError(f"{self.path}: cannot use the lock file (is {kind})")
+        os.set_blocking(fd, True)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -41,7 +41,10 @@ class Root:
         return final
 
     def check_link(self, rel: PurePosixPath, final: Path) -> None:
-        """FileStorageError if ``final`` is a symbolic link that leads out of the root."""
+        """FileStorageError if ``final``'s folder, or ``final`` if it is a symbolic link,
+        leads out of the root. Checked again at every commit, just before the rename (not
+        cached: a workspace folder swapped for a link mid-run is caught)."""
+        self._check_inside(rel, final.parent)
         if os.path.islink(final):
             self._check_inside(rel, final)
 

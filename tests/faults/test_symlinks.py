@@ -1,0 +1,79 @@
+"""No file the tool creates, truncates or renames is reached through a link it did not
+make: the lock file, the compaction's temporary file, a workspace folder swapped for a
+link in the middle of a run (the inside-check is made again at every commit)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path, PurePosixPath
+
+import anyio
+import pytest
+
+from backfill.errors import FileStorageError
+from backfill.journal.compaction import compact
+from backfill.journal.record import Record
+from backfill.model import Status
+from backfill.store.local import LocalStore
+
+from .conftest import TODAY, cli_command
+from .test_hostile_files import assert_one_line, write_config
+
+pytestmark = pytest.mark.anyio
+PRECIOUS = b"somebody else's file\n"
+
+
+def precious(tmp: Path) -> Path:
+    target = tmp / "elsewhere" / "precious.txt"
+    target.parent.mkdir()
+    target.write_bytes(PRECIOUS)
+    return target
+
+
+async def test_a_lock_file_planted_as_a_link_is_refused(tmp_path: Path) -> None:
+    target = precious(tmp_path)
+    config = write_config(tmp_path)
+    (tmp_path / "out").mkdir()
+    lock = tmp_path / "out" / "manifest.jsonl.lock"
+    lock.symlink_to(target)
+    with anyio.fail_after(30):
+        result = await anyio.run_process(
+            cli_command("run", str(config), "--today", TODAY.isoformat(), "--no-progress"),
+            check=False)
+    assert_one_line(result.returncode, result.stderr.decode(), lock, "symbolic link")
+    assert target.read_bytes() == PRECIOUS  # not truncated
+
+
+def test_a_compaction_temp_file_planted_as_a_link_is_not_written_through(
+        tmp_path: Path) -> None:
+    target = precious(tmp_path)
+    manifest = tmp_path / "manifest.jsonl"
+    rec = Record(workspace="w", app_id="A", report="r", date="2026-11-20",
+                 filename="r_20261120.zip", status=Status.EXPIRED)
+    manifest.write_bytes(rec.to_line() * 3)
+    (tmp_path / "manifest.jsonl.compact.tmp").symlink_to(target)
+    compact(manifest, [rec])
+    assert target.read_bytes() == PRECIOUS
+    assert not manifest.is_symlink() and manifest.read_bytes() == rec.to_line()
+    assert not (tmp_path / "manifest.jsonl.compact.tmp").exists()
+
+
+async def body(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+@pytest.mark.parametrize("chunk_size", [256 * 1024, 16], ids=["group-commit", "part-file"])
+async def test_a_folder_swapped_for_a_link_mid_run_is_caught(tmp_path: Path,
+                                                            chunk_size: int) -> None:
+    from ..unit.store.test_local_store import make_zip
+
+    root, outside = tmp_path / "out", tmp_path / "outside"
+    outside.mkdir()
+    store = LocalStore(root, chunk_size=chunk_size)
+    data = make_zip(2000)
+    await store.save(PurePosixPath("acme/a.zip"), body(data), expected_length=None)
+    (root / "acme").rename(tmp_path / "moved")  # the folder is swapped for a link out
+    (root / "acme").symlink_to(outside)
+    with pytest.raises(FileStorageError, match="leave the output directory"):
+        await store.save(PurePosixPath("acme/b.zip"), body(data), expected_length=None)
+    assert list(outside.iterdir()) == []
