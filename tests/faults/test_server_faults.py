@@ -28,6 +28,7 @@ from backfill.events import Event, FileFinished, HostPaused, HostResumed, RetryS
 from backfill.journal import Status
 from backfill.planner import Kind
 from backfill.simulator import Faults, FirstN, build_body, run_simulator
+from backfill.summary import EXIT_REJECTED
 
 from .conftest import (
     BIG,
@@ -497,4 +498,6 @@ async def test_a_hostile_400_body_is_only_a_missing_file(tmp_path: Path, body: b
     out = await run_against(_raw_400_app(body), config)
     statuses = sorted(r.status.value for r in out.records.values())
     assert statuses == ["expired"] * 2 + ["missing"] * 2
-    assert out.summary.exit_code == 0
+    # every request of the report a 400 and never a file: the run says the report looks
+    # rejected as a whole (a wrong name) and exits 4, instead of a silent 0
+    assert out.summary.exit_code == EXIT_REJECTED

@@ -165,7 +165,9 @@ async def test_every_request_rejected_is_flagged(tmp_path: Path) -> None:
                                    "reports": ["Daily campaign sumary"]}], run={"start": "-3d"})
     async with run_simulator(config, today=TODAY) as sim:
         summary, _ = await run(pointed_at(typo, sim.base_url))
-        assert "all rejected: check app_id and report names" in summary.workspaces["a"].flags
+        [rejected] = summary.rejected
+        assert (rejected.workspace, rejected.report) == ("a", "Daily campaign sumary")
+        assert summary.exit_code == 4
 
 
 async def test_retry_after_is_honoured(tmp_path: Path) -> None:

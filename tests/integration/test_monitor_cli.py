@@ -331,8 +331,9 @@ async def test_run_alerts_once_records_the_run_and_writes_metrics(tmp_path: Path
                           str(prom), hook=hook.url)
         second = await cli("run", str(cfg), "--no-progress", "-q", hook=hook.url)
         check = await cli("status", str(cfg), "--check", hook=hook.url)
-    assert first.returncode == 0, first.stderr.decode()
-    assert second.returncode == 0 and check.returncode == 3
+    # run itself says the report is rejected as a whole (exit 4, issue 12); the check too
+    assert first.returncode == 4, first.stderr.decode()
+    assert second.returncode == 4 and check.returncode == 3
     [body] = hook.bodies  # run, run again, check: one alert, the rest held back
     text = body["text"]
     assert text.startswith("moe-backfill: ") and "after run" in text.splitlines()[0]
