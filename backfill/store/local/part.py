@@ -26,6 +26,13 @@ def partials_dir(root: Path, owner: str) -> Path:
     return root / PARTIALS / key
 
 
+def drop_partials(partials: Path) -> None:
+    """Remove the private folder and its parent if they are empty (blocking)."""
+    for directory in (partials, partials.parent):
+        with contextlib.suppress(OSError):  # not empty (another manifest's), or gone
+            os.rmdir(directory)
+
+
 def part_name(rel: PurePosixPath) -> str:
     """The partial file's name for ``rel``: flat, unique per key, never a final name."""
     return hashlib.sha256(str(rel).encode()).hexdigest()[:32] + PART_SUFFIX
@@ -41,6 +48,11 @@ class Part:
         self.path = path
         self.final_dir = final_dir
         self.fd = -1
+
+    def open(self) -> None:
+        """Create the file: new (O_EXCL), never through a link (O_NOFOLLOW)."""
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                          | os.O_CLOEXEC, 0o644)
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -43,7 +43,7 @@ from ..base import Received, Stored
 from .dirs import DurableDirs
 from .durability import fsync_dir, syncfs_function, write_all, writev_all
 from .group import GroupCommit, Job, commit_batch
-from .part import PART_SUFFIX, LocalReceived, Part, part_name, partials_dir
+from .part import PART_SUFFIX, LocalReceived, Part, drop_partials, part_name, partials_dir
 from .paths import Root
 from .verify import sweep_parts, verify_file
 
@@ -201,23 +201,16 @@ class LocalStore:
             f.close()
 
     async def sweep(self) -> int:
-        """Delete the partial files a crashed run of this manifest left in its private
-        folder (and nothing else, anywhere); return how many."""
+        """Delete what a crashed run left in this manifest's private folder, nothing else."""
         return await anyio.to_thread.run_sync(self.remove_stale_parts)
 
     def remove_stale_parts(self) -> int:
-        """:meth:`sweep`, blocking. Call it only while holding the manifest lock (the
-        folder is this manifest's: only a run holding its lock writes there)."""
+        """:meth:`sweep`, blocking; only under the manifest's lock (its folder)."""
         return sweep_parts(self.partials, PART_SUFFIX)
 
     async def close(self) -> None:
         """Remove the private folder if empty (every thread call has ended by now)."""
-        await anyio.to_thread.run_sync(self._drop_partials)
-
-    def _drop_partials(self) -> None:
-        for directory in (self.partials, self.partials.parent):
-            with contextlib.suppress(OSError):  # not empty (another manifest's), or gone
-                os.rmdir(directory)
+        await anyio.to_thread.run_sync(drop_partials, self.partials)
 
     # ------------------------------------------------------------------ in worker threads
 
@@ -239,11 +232,9 @@ class LocalStore:
             raise storage_error(final, exc) from exc
 
     def _open_part(self, part: Part) -> None:
-        """Create the partial file: new (O_EXCL), never through a link (O_NOFOLLOW)."""
         self._dirs.ensure(part.final_dir)
         self._dirs.ensure(part.path.parent)
-        part.fd = os.open(part.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                          | os.O_CLOEXEC, 0o644)
+        part.open()
 
     def _write_chunks(self, part: Part, hasher: hashlib._Hash, data: list[bytes]) -> None:
         if part.fd < 0:
