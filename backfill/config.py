@@ -11,6 +11,7 @@ behaves the same whatever its working directory.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import os
@@ -35,6 +36,7 @@ from .destination import (
     parse_storage_table,
 )
 from .errors import ConfigError
+from .exposure import exposure_warning
 from .monitor.settings import NOTIFY_KEYS, NotifySettings, parse_notify
 from .naming import (
     DATA_CENTERS,
@@ -206,6 +208,7 @@ class Config:
     notify: NotifySettings = field(default_factory=NotifySettings)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     storage: StorageOptions = field(default_factory=StorageOptions)  # [storage]
+    warnings: tuple[str, ...] = ()  # said once by the command (exposure.py)
 
     def workspace(self, name: str) -> Workspace:
         for ws in self.workspaces:
@@ -882,4 +885,9 @@ def load_config(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: invalid TOML: {exc}") from None
-    return parse_config(raw, p, env, secrets=secrets)
+    config = parse_config(raw, p, env, secrets=secrets)
+    try:
+        warning = exposure_warning(p, os.stat(p).st_mode, raw) if secrets else None
+    except OSError:
+        warning = None
+    return dataclasses.replace(config, warnings=(warning,)) if warning else config

@@ -334,6 +334,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.shards is not None:
         raise ConfigError("usage: --shards goes with --dask (see 'backfill run --help')")
     config = with_cacert(load_config(args.config), args.cacert)
+    for warning in config.warnings:
+        streams.write(sys.stderr, f"backfill: warning: {warning}\n")
     check_workspaces(config, args.workspace)
     from ..engine import Backfill
 
