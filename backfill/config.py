@@ -887,7 +887,8 @@ def load_config(
         raise ConfigError(f"{p}: invalid TOML: {exc}") from None
     config = parse_config(raw, p, env, secrets=secrets)
     try:
-        warning = exposure_warning(p, os.stat(p).st_mode, raw) if secrets else None
+        folders = [os.stat(d).st_mode for d in p.absolute().parents] if secrets else []
+        warning = exposure_warning(p, os.stat(p).st_mode, raw, folders) if secrets else None
     except OSError:
         warning = None
     return dataclasses.replace(config, warnings=(warning,)) if warning else config

@@ -11,7 +11,7 @@ have reasons) but says so once, naming the file, the mode and the keys.
 from __future__ import annotations
 
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,20 @@ def literal_keys(raw: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def exposure_warning(path: Path, mode: int, raw: Mapping[str, Any]) -> str | None:
+def readable_by_others(mode: int, folders: Iterable[int]) -> bool:
+    """Can the group or others read a file of ``mode`` whose folders (up to the root) have
+    the modes ``folders``? Each folder must let them through (x) too: a 0644 file in a
+    0700 folder is private."""
+    folders = list(folders)
+    return any(mode & read and all(d & through for d in folders)
+               for read, through in ((stat.S_IRGRP, stat.S_IXGRP),
+                                     (stat.S_IROTH, stat.S_IXOTH)))
+
+
+def exposure_warning(path: Path, mode: int, raw: Mapping[str, Any],
+                     folders: Iterable[int] = ()) -> str | None:
     """The warning for a config others can read that holds a key inline, else None."""
-    if not mode & (stat.S_IRGRP | stat.S_IROTH):
+    if not readable_by_others(mode, folders):
         return None
     keys = literal_keys(raw)
     if not keys:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from backfill import exposure
 from backfill.cli import main
 from backfill.exposure import exposure_warning, literal_keys
 
@@ -33,22 +34,28 @@ def test_literal_keys() -> None:
            "workspace": [{"name": "a", "api_key": "inline-KEY", "secret_key": "${S}"},
                          {"app_id": "B", "secret_key": "also-inline"}]}
     assert literal_keys(raw) == ["[[workspace]] a api_key", "[[workspace]] B secret_key"]
-    assert exposure_warning(Path("c.toml"), 0o100600, raw) is None
-    warning = exposure_warning(Path("c.toml"), 0o100644, raw)
+    assert exposure_warning(Path("c.toml"), 0o100600, raw, [0o40755]) is None
+    assert exposure_warning(Path("c.toml"), 0o100644, raw, [0o40700, 0o40755]) is None
+    warning = exposure_warning(Path("c.toml"), 0o100644, raw, [0o40755, 0o41777])
     assert warning and "mode 0644" in warning and "chmod 600" in warning
     assert "inline-KEY" not in warning  # the key itself is never shown
 
 
-@pytest.mark.parametrize(("mode", "key", "warned"), [
-    (0o644, "literal-key-123", True), (0o600, "literal-key-123", False),
-    (0o644, "${MOE_T_EXPOSURE_KEY}", False),
+@pytest.mark.parametrize(("shared", "key", "warned"), [
+    (True, "literal-key-123", True), (False, "literal-key-123", False),
+    (True, "${MOE_T_EXPOSURE_KEY}", False),
 ])
-def test_run_warns_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int, key: str,
-                        warned: bool) -> None:
+def test_run_warns_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared: bool,
+                        key: str, warned: bool) -> None:
+    """``shared``: the folders let others through (here /tmp itself is 0700, so that is
+    what readable_by_others is told; its rule is tested above)."""
     monkeypatch.setenv("MOE_T_EXPOSURE_KEY", "from-env")
+    real = exposure.readable_by_others
+    monkeypatch.setattr(exposure, "readable_by_others",
+                        lambda mode, folders: real(mode, [0o40755] if shared else folders))
     path = tmp_path / "backfill.toml"
     path.write_text(TOML.format(key=key))
-    os.chmod(path, mode)
+    os.chmod(path, 0o644)
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = main(["run", str(path), "--dry-run", "--today", "2026-11-27"])
