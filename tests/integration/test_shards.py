@@ -92,8 +92,14 @@ async def test_shard_runs_share_the_output_never_with_a_plain_run(tmp_path: Path
     out = config.run.output_dir
     # Partial downloads: of a shard run going on beside (acme is shard 1's), and one a
     # crashed run of shard 0 left.
-    theirs = out / "acme" / "Daily_campaign_summary" / "Daily_campaign_summary_20261126.zip.part"
-    mine = out / "globex" / "Daily_campaign_summary" / "Daily_campaign_summary_20261001.zip.part"
+    # (each shard manifest keeps its partial files in its own private folder)
+    from backfill.store.local import LocalStore
+
+    def partials(shard: Shard) -> Path:
+        return LocalStore(out, owner=str(shard_manifest(main, shard).absolute())).partials
+
+    theirs = partials(Shard(1, 2)) / "inflight.part"
+    mine = partials(Shard(0, 2)) / "crashed.part"
     for part in (theirs, mine):
         part.parent.mkdir(parents=True)
         part.write_bytes(b"partial")
@@ -114,8 +120,10 @@ async def test_shard_runs_share_the_output_never_with_a_plain_run(tmp_path: Path
             await run(config, Shard(1, 2))
         with ManifestLock(shard_manifest(main, Shard(0, 2))), pytest.raises(LockedError):
             await run(config, Shard(0, 2))  # one run per shard manifest
-        assert (await run(config, Shard(1, 2))).exit_code == 0  # alone: it sweeps
-        assert not theirs.exists() and not mine.exists()
+        assert (await run(config, Shard(1, 2))).exit_code == 0  # alone: it sweeps its own
+        assert not theirs.exists() and mine.exists()  # shard 0's are shard 0's to sweep
+        assert (await run(config, Shard(0, 2))).exit_code == 0
+        assert not mine.exists()
         assert (await run(config)).exit_code == 0
 
 
