@@ -15,7 +15,7 @@ import pytest
 from backfill.journal import Status, load_manifest
 from backfill.simulator import run_simulator
 
-from ..integration.conftest import TODAY, WORKSPACES_TOML, make_config
+from ..integration.conftest import SIMULATED_TOML, TODAY, make_config
 from .helpers import destination
 
 pytestmark = pytest.mark.anyio
@@ -30,16 +30,7 @@ concurrency = 4
 [storage]
 retry_timeout = 5
 
-[retry]
-backoff_base_s = 0.01
-backoff_max_s = 0.05
-
-[defaults]
-api_key = "test-key"
-base_url = "{base_url}"
-reports = ["Daily campaign summary", "Email - delivery (EU)"]
-
-""" + WORKSPACES_TOML
+""" + SIMULATED_TOML
 
 TOTAL = 3 * 2 * 3
 

@@ -33,6 +33,21 @@ timezone = "Asia/Kolkata"
 """
 
 
+# Fast retries, the test key, the simulator's address (a str.format field) and those
+# workspaces: the tail of every hand-written CLI test config.
+SIMULATED_TOML = """\
+[retry]
+backoff_base_s = 0.01
+backoff_max_s = 0.05
+
+[defaults]
+api_key = "test-key"
+base_url = "{base_url}"
+reports = ["Daily campaign summary", "Email - delivery (EU)"]
+
+""" + WORKSPACES_TOML
+
+
 def make_config(tmp: Path, workspaces: Sequence[dict[str, Any]] | None = None,
                 **sections: dict[str, Any]) -> Config:
     """A config whose files go under ``tmp/out``; fast retries unless overridden."""

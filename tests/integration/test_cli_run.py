@@ -17,7 +17,7 @@ from anyio.abc import Process
 from backfill.journal import Status, load_manifest
 from backfill.simulator import Faults, run_simulator
 
-from .conftest import TODAY, WORKSPACES_TOML, make_config
+from .conftest import SIMULATED_TOML, TODAY, make_config
 
 pytestmark = pytest.mark.anyio
 
@@ -28,16 +28,7 @@ end = "today"
 output_dir = "out"
 concurrency = {concurrency}
 
-[retry]
-backoff_base_s = 0.01
-backoff_max_s = 0.05
-
-[defaults]
-api_key = "test-key"
-base_url = "{base_url}"
-reports = ["Daily campaign summary", "Email - delivery (EU)"]
-
-""" + WORKSPACES_TOML
+""" + SIMULATED_TOML
 
 TOTAL = 3 * 2 * 7
 

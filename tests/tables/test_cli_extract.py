@@ -16,7 +16,7 @@ import pytest
 
 from backfill.simulator import run_simulator
 
-from ..integration.conftest import TODAY, WORKSPACES_TOML, make_config
+from ..integration.conftest import SIMULATED_TOML, TODAY, make_config
 
 pytestmark = pytest.mark.anyio
 
@@ -27,16 +27,7 @@ end = "today"
 output_dir = "out"
 concurrency = 4
 {extra}
-[retry]
-backoff_base_s = 0.01
-backoff_max_s = 0.05
-
-[defaults]
-api_key = "test-key"
-base_url = "{base_url}"
-reports = ["Daily campaign summary", "Email - delivery (EU)"]
-
-""" + WORKSPACES_TOML
+""" + SIMULATED_TOML
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
