@@ -10,7 +10,6 @@ again, each run with its own state.
 
 from __future__ import annotations
 
-import functools
 import random
 from collections.abc import Callable, Iterator
 
@@ -28,7 +27,7 @@ from ..planner import tasks as plan_tasks
 from ..policy import outstanding
 from ..settings import Options, ResolvedRun, resolve_run
 from ..shards.lock import ShardLocks
-from ..shards.view import load_state
+from ..shards.view import load_state, shard_loader
 from ..summary import Summary
 from .destination import Opened, open_destination, remote_state, run_settings
 from .run import Run, make_client, url_of
@@ -84,7 +83,7 @@ class Backfill:
         if settings.remote_manifest:  # it lives with the data: pulled, read, removed
             state = remote_state(run_settings(settings), self.config.storage)
         else:
-            state = load_state(settings.main_manifest, settings.manifest)
+            state = load_state(settings.main_manifest, settings.manifest, shard=settings.shard)
         for step in outstanding(plan_tasks(settings.windows), state):
             if step.action is Rerun.FETCH:
                 yield step.task, url_of(step.task)
@@ -93,8 +92,9 @@ class Backfill:
         settings = self.resolve()
         client = make_client(settings)
         shard_locks = None if settings.shard is None else ShardLocks(settings.main_manifest)
-        # The state a run starts from: the main manifest and every shard's, merged.
-        view = functools.partial(load_state, settings.main_manifest)
+        # The state a run starts from: the main manifest and every shard's, merged (a
+        # shard keeps only its own workspaces' records of the others).
+        view = shard_loader(settings.main_manifest, settings.shard)
         try:
             async with open_destination(settings) as opened:
                 try:

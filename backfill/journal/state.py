@@ -15,7 +15,7 @@ import binascii
 import builtins
 import os
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -168,8 +168,11 @@ class ManifestState:
         )
 
 
-def load_manifest(path: Path) -> ManifestState:
+def load_manifest(path: Path, keep: Callable[[str], bool] | None = None) -> ManifestState:
     """Read a manifest; the last record per key wins. A missing file is an empty state.
+    ``keep(workspace)`` False leaves that workspace's records out as they are read (a
+    shard keeps only its own workspaces of the other manifests: memory scales with 1/N);
+    every line is still checked.
 
     A torn or unparseable *last* line is ignored and reported as ``state.torn_line``;
     any other bad line raises ManifestError ``"<path>:<line>: corrupt manifest line
@@ -188,7 +191,7 @@ def load_manifest(path: Path) -> ManifestState:
     lineno = 0
     with f:
         try:
-            bad, lineno = _load_lines(state, f, path)
+            bad, lineno = _load_lines(state, f, path, keep)
         except OSError as exc:
             raise ManifestError(
                 f"{path}: cannot read the manifest ({os_error_reason(exc)})"
@@ -200,11 +203,13 @@ def load_manifest(path: Path) -> ManifestState:
 
 
 def _load_lines(
-    state: ManifestState, f: Iterable[builtins.bytes], path: Path
+    state: ManifestState, f: Iterable[builtins.bytes], path: Path,
+    keep: Callable[[str], bool] | None = None,
 ) -> tuple[tuple[int, str] | None, int]:
     """The hot loop: lines in the shape Record.to_line writes are unpacked straight from
     a regex match (validation included, :func:`_pack_match`); anything else goes through
     parse_line. Returns (the bad line seen last, if any, lines read)."""
+    kept, filtering = _Kept(keep), keep is not None
     apps = state._apps
     strings = state._strings
     index = state._index
@@ -220,9 +225,12 @@ def _load_lines(
             if bad is not None:
                 raise _corrupt(path, bad)
             try:
-                state._store(parse_line(line))
+                record = parse_line(line)
             except ValueError as exc:
                 bad = (lineno, str(exc))
+            else:
+                if kept(_enc(record.workspace)):
+                    state._store(record)
             continue
         day = m[4]
         if day not in good_dates:
@@ -234,12 +242,32 @@ def _load_lines(
             good_dates.add(day)
         if bad is not None:
             raise _corrupt(path, bad)
+        if filtering and not kept(m[1]):
+            continue
         app, fn, blob = _pack_match(m.groups(), strings, index)
         inner = apps.get(app)
         if inner is None:
             inner = apps[app] = {}
         inner[fn] = blob
     return bad, lineno
+
+
+class _Kept:
+    """``keep`` of a workspace's raw name, decided once per workspace (all True if None)."""
+
+    __slots__ = ("cache", "keep")
+
+    def __init__(self, keep: Callable[[str], bool] | None) -> None:
+        self.keep = keep
+        self.cache: dict[builtins.bytes, bool] = {}
+
+    def __call__(self, workspace: builtins.bytes) -> bool:
+        if self.keep is None:
+            return True
+        ok = self.cache.get(workspace)
+        if ok is None:
+            ok = self.cache[workspace] = self.keep(_dec(workspace))
+        return ok
 
 
 def _add(strings: list[str], index: dict[builtins.bytes, int], text: builtins.bytes) -> int:

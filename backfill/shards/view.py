@@ -13,8 +13,9 @@ about 250 bytes each.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,14 +96,18 @@ def part_paths(main: Path, own: Path | None = None) -> list[Path]:
     return paths
 
 
-def load_view(main: Path, own: Path | None = None, *, keep_parts: bool = False) -> View:
+def load_view(main: Path, own: Path | None = None, *, keep_parts: bool = False,
+              only: Callable[[str], bool] | None = None) -> View:
     """Load ``main``, ``own`` and the shard manifests beside ``main``, merged.
 
     The view's state is ``own``'s state with the others folded in; its ``lines`` counts
     ``own``'s lines plus one per key only the others have, and its ``torn_line`` is
     ``own``'s, so compaction of ``own`` is decided exactly as without shards.
     ``keep_parts`` keeps every file's own state too (verify, conflict reports); without it
-    only the first is kept (memory). ManifestError as ``load_manifest`` raises it.
+    only the first is kept (memory). ``only(workspace)`` False leaves that workspace's
+    records of the *other* files out as they are read (a shard run's view: its own
+    workspaces only, so memory per shard scales with 1/N). ManifestError as
+    ``load_manifest`` raises it.
     """
     paths = part_paths(main, own)
     first = load_manifest(paths[0])
@@ -110,15 +115,22 @@ def load_view(main: Path, own: Path | None = None, *, keep_parts: bool = False) 
     view.add_part(paths[0], first, keep=keep_parts)
     base = view.state
     for path in paths[1:]:
-        part = load_manifest(path)
+        part = load_manifest(path, only)
         view.add_part(path, part, keep=keep_parts)
         base.lines += fold(base, part, view.conflict_keys)
     return view
 
 
-def load_state(main: Path, own: Path | None = None) -> ManifestState:
-    """The merged state a run starts from (see :func:`load_view`)."""
-    return load_view(main, own).state
+def load_state(main: Path, own: Path | None = None, *,
+               shard: Shard | None = None) -> ManifestState:
+    """The merged state a run starts from (see :func:`load_view`); a ``shard`` run's
+    holds only the records of the workspaces it owns from the other manifests."""
+    return load_view(main, own, only=None if shard is None else shard.owns).state
+
+
+def shard_loader(main: Path, shard: Shard | None) -> Callable[[Path], ManifestState]:
+    """``own manifest → merged state`` for a run (``open_journal``'s ``load``)."""
+    return functools.partial(load_state, main, shard=shard)
 
 
 @dataclass(frozen=True, slots=True)

@@ -237,3 +237,19 @@ async def test_verify_marks_a_bad_file_in_the_shard_manifest_that_holds_it(
     assert load_state(main).get(victim.key).status is Status.COMPLETED  # type: ignore[union-attr]
     assert (config.run.output_dir / victim.path).read_bytes() == sim.expected_body(
         victim.app_id, victim.filename)
+
+
+async def test_a_shard_run_holds_only_its_own_workspaces_records(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    async with run_simulator(config, today=TODAY) as sim:
+        config = pointed_at(config, sim.base_url)
+        await run(config)
+        shard = Backfill(config, Options(today=TODAY, shard=Shard(1, 2)))
+        summary = await shard.run()
+    assert summary.exit_code == 0 and requests(summary) == 0  # all done by the plain run
+    assert shard.last_run is not None  # the state it started from: acme's records only
+    assert {r.workspace for r in shard.last_run.journal.state} == {"acme"}
+    acme = {t.key for t in planned(config) if t.workspace.name == "acme"}
+    assert {r.key for r in shard.last_run.journal.state} == acme
+    everyone = {r.workspace for r in load_state(main_manifest(config))}  # a plain reader
+    assert everyone == {"acme", "globex", "initech"}

@@ -240,3 +240,51 @@ def test_the_packed_fold_agrees_with_the_merge_rule(ins: list[tuple[str, list[Re
     reference = merge(ins)
     assert {r.key: r for r in state} == reference.records
     assert conflict_keys == {c.key for c in reference.conflicts}
+
+
+# ----------------------------------------------------------------- a shard's view
+
+
+def _in(ws: str, n: int, status: Status = Status.COMPLETED) -> Record:
+    done = status is Status.COMPLETED
+    return Record(workspace=ws, app_id=f"APP_{ws}", report="r", date="2026-11-20",
+                  filename=f"f{n}.zip", status=status, path=f"{ws}/f{n}.zip" if done else None,
+                  bytes=10 if done else None, sha256="a" * 64 if done else None,
+                  attempts=1, error=None if done else "x", updated_at="2026-11-27T00:00:00Z")
+
+
+def _write(path: Path, recs: list[Record]) -> None:
+    path.write_bytes(b"".join(r.to_line() for r in recs))
+
+
+def test_a_shard_view_keeps_only_its_workspaces_of_the_other_manifests(tmp_path: Path) -> None:
+    from backfill.shards.view import load_state, load_view
+
+    names = ["acme", "globex", "initech", "umbrella", "hooli", "wayne", "ßtark"]  # non-ASCII:
+    shard = Shard(0, 2)  # its lines take the general parser, filtered all the same
+    mine = [n for n in names if shard.owns(n)]
+    assert mine and len(mine) < len(names)
+    main = tmp_path / "manifest.jsonl"
+    _write(main, [_in(n, i) for n in names for i in range(3)])
+    other = shard_manifest(main, Shard(1, 2))
+    _write(other, [_in(n, 9, Status.FAILED) for n in names])
+    own = shard_manifest(main, shard)
+    _write(own, [_in(mine[0], 5)])
+
+    state = load_state(main, own, shard=shard)
+    assert {r.workspace for r in state} == set(mine)
+    assert len(state) == len(mine) * 4 + 1  # 3 from main, 1 from the other shard, own 1
+    assert state.lines == 1 + len(mine) * 4  # own lines + keys only the others have
+    full = load_view(main, own).state  # a plain reader still sees everything
+    assert {r.workspace for r in full} == set(names)
+    assert len(full) == len(names) * 4 + 1
+
+
+def test_a_filtered_load_still_refuses_a_corrupt_line(tmp_path: Path) -> None:
+    from backfill.errors import ManifestError
+    from backfill.journal import load_manifest
+
+    path = tmp_path / "manifest.jsonl"
+    path.write_bytes(_in("acme", 1).to_line() + b"{not json\n" + _in("globex", 1).to_line())
+    with pytest.raises(ManifestError, match=r"manifest.jsonl:2: corrupt"):
+        load_manifest(path, lambda ws: False)
