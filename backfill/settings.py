@@ -84,9 +84,6 @@ def resolve_run(config: Config, options: Options, now: datetime) -> ResolvedRun:
     wins = windows(config, today, start=o.start, end=o.end, only=o.workspaces,
                    now=None if o.today else now)
     shard = o.shard
-    if shard is not None and run.remote_manifest:
-        raise ConfigError(f"--shard: not supported with a manifest in {run.output_dir} yet "
-                          "(set [run] manifest to a shared local file)")
     if shard is not None:
         wins = [w for w in wins if shard.owns(w.workspace.name)]
     check_range(config, o.start, o.end, today)  # plan and run alike, before anything

@@ -463,11 +463,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from ..summary import tally_records
 
     config, manifest_path = _status_source(args)
-    if config is not None and config.run.remote_manifest:  # it lives with the data
-        from ..engine.destination import remote_state
-        from ..shards.view import View
+    if config is not None and config.run.remote_manifest:  # they live with the data
+        from ..engine.destination import remote_view
 
-        view = View(remote_state(config.run, config.storage), [manifest_path])
+        view = remote_view(config.run, config.storage)  # main and shard manifests, merged
     else:
         view = load_view(manifest_path)  # the main manifest and every shard manifest beside it
     state = view.state
@@ -486,7 +485,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from .render import print_grid, print_status
 
     for path, line in view.torn:
-        print(f"backfill: note: {path}:{line}: torn last line ignored "
+        print(f"backfill: note: {view.label(path)}:{line}: torn last line ignored "
               "(an interrupted write; the next run rewrites it)", file=sys.stderr)
     print_view_notes(view)
     if args.grid:

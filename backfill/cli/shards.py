@@ -22,6 +22,8 @@ from ..shards.assign import Shard, ShardError, parse_shard
 if TYPE_CHECKING:
     from ..config import Config
     from ..engine import Options
+    from ..journal import ManifestState
+    from ..settings import ResolvedRun
     from ..shards.dask import ShardResult
     from ..shards.view import MergeReport, View
 
@@ -122,12 +124,11 @@ def cmd_run_dask(args: argparse.Namespace, config: Config, options: Options) -> 
     print the merged status; exit with the worst exit code of the shards."""
     from ..engine import Backfill
     from ..shards.dask import connect, parse_target, plan_jobs, submit_shards, worker_count, worst
-    from ..shards.view import load_state
     from ..summary import tally_records
     from .render import print_status
 
     target = parse_target(args.dask)
-    main = Backfill(config, options).resolve().main_manifest
+    settings = Backfill(config, options).resolve()
     names = [ws.name for ws in config.workspaces
              if not options.workspaces or ws.name in options.workspaces]
     show = not (args.no_progress or args.quiet)
@@ -138,8 +139,8 @@ def cmd_run_dask(args: argparse.Namespace, config: Config, options: Options) -> 
             print(f"backfill: {len(jobs)} shards of {count} own a workspace; "
                   f"running them on {worker_count(client)} Dask workers", file=sys.stderr)
         results = submit_shards(client, jobs, _Progress(count) if show else None)
-    merged = _consolidate(main)
-    summary = tally_records(load_state(main), config.workspaces, datetime.now(UTC))
+    state, merged, main = _merged(settings)
+    summary = tally_records(state, config.workspaces, datetime.now(UTC))
     code = worst([r.exit_code for r in results])
     if args.json:
         doc = summary.document()
@@ -151,6 +152,21 @@ def cmd_run_dask(args: argparse.Namespace, config: Config, options: Options) -> 
             print(_shard_line(r), file=sys.stderr)
         print_status(summary, main)
     return code
+
+
+def _merged(settings: ResolvedRun) -> tuple[ManifestState, MergeReport | None, str]:
+    """After the shards: the merged state, the merge into the main manifest (None: not
+    merged) and the main manifest's name. Manifests in an object store stay as the
+    shards published them (every reader merges them); local ones are consolidated."""
+    from ..engine.destination import remote_state, run_settings
+    from ..shards.view import load_state
+
+    main = settings.main_manifest
+    if settings.remote_manifest:
+        state = remote_state(run_settings(settings), settings.config.storage)
+        return state, None, f"{settings.output_dir}/{main.name}"
+    merged = _consolidate(main)
+    return load_state(main), merged, str(main)
 
 
 def _consolidate(main: Path) -> MergeReport | None:
@@ -220,8 +236,8 @@ def _print_json(doc: dict[str, Any]) -> None:
 
 def view_document(view: View) -> dict[str, Any]:
     """What ``status --json`` adds about the files it read."""
-    return {"manifests": [str(p) for p in view.paths],
-            "torn_lines": [{"manifest": str(p), "line": n} for p, n in view.torn],
+    return {"manifests": [view.label(p) for p in view.paths],
+            "torn_lines": [{"manifest": view.label(p), "line": n} for p, n in view.torn],
             "conflicts": [{"app_id": a, "filename": f} for a, f in sorted(view.conflict_keys)]}
 
 

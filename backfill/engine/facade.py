@@ -80,8 +80,9 @@ class Backfill:
     def dry_run(self) -> Iterator[tuple[Task, str]]:
         """(task, url) of every request a run would make now; reads the manifest only."""
         settings = self.resolve()
-        if settings.remote_manifest:  # it lives with the data: pulled, read, removed
-            state = remote_state(run_settings(settings), self.config.storage)
+        only = None if settings.shard is None else settings.shard.owns
+        if settings.remote_manifest:  # they live with the data: pulled, read, removed
+            state = remote_state(run_settings(settings), self.config.storage, only)
         else:
             state = load_state(settings.main_manifest, settings.manifest, shard=settings.shard)
         for step in outstanding(plan_tasks(settings.windows), state):
@@ -92,11 +93,12 @@ class Backfill:
         settings = self.resolve()
         client = make_client(settings)
         shard_locks = None if settings.shard is None else ShardLocks(settings.main_manifest)
-        # The state a run starts from: the main manifest and every shard's, merged (a
-        # shard keeps only its own workspaces' records of the others).
-        view = shard_loader(settings.main_manifest, settings.shard)
         try:
             async with open_destination(settings) as opened:
+                # The state a run starts from: the main manifest and every shard's, merged
+                # (a shard keeps only its own workspaces' records of the others).
+                view = shard_loader(opened.main_for_view(settings.main_manifest),
+                                    settings.shard)
                 try:
                     if shard_locks is not None:  # beside other shard runs, never a plain run
                         await anyio.to_thread.run_sync(shard_locks.acquire)

@@ -69,6 +69,11 @@ class View:
     torn: list[tuple[Path, int]] = field(default_factory=list)
     conflict_keys: set[Key] = field(default_factory=set)
     parts: list[tuple[Path, ManifestState]] = field(default_factory=list)
+    where: str | None = None  # the files are copies of manifests there (an object store)
+
+    def label(self, path: Path) -> str:
+        """How to name a file read: its path, or where its original lives."""
+        return str(path) if self.where is None else f"{self.where}/{path.name}"
 
     def add_part(self, path: Path, part: ManifestState, *, keep: bool) -> None:
         self.paths.append(path)

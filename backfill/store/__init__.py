@@ -36,10 +36,11 @@ def open_store(output_dir: OutputDir, *, max_file_bytes: int,
 
 
 def open_object_store(url: ObjectURL, *, max_file_bytes: int,
-                      storage: StorageOptions | None = None) -> ObjectDestination:
+                      storage: StorageOptions | None = None, scope: str = "",
+                      ) -> ObjectDestination:
     """The destination for ``url`` (no request made yet). ConfigError (exit 2) when
     obstore is missing (naming ``moe-backfill[cloud]``) or a credential is missing (naming
-    the variable)."""
+    the variable). ``scope``: a shard run's own staging and temporary objects."""
     from .object import open_destination
 
-    return open_destination(url, options=storage, max_file_bytes=max_file_bytes)
+    return open_destination(url, options=storage, max_file_bytes=max_file_bytes, scope=scope)

@@ -6,6 +6,8 @@
     staging.py      the private local place a body is hashed into before upload
     destination.py  store, adopt, verify objects (the promises are in its docstring)
     remote.py       the manifest and the lock object beside the data
+    siblings.py     the other manifests there (main and shards): list, pull, keep apart
+    session.py      one run: lock, sweep, pull; checkpoints; publish
 
 :func:`open_destination` puts them together; nothing here imports obstore until then.
 """
@@ -51,8 +53,10 @@ __all__ = [
 
 def open_destination(url: ObjectURL, *, options: StorageOptions | None = None,
                      env: Mapping[str, str] | None = None, max_file_bytes: int,
-                     staging_root: Path | None = None) -> ObjectDestination:
+                     staging_root: Path | None = None, scope: str = "") -> ObjectDestination:
     """An ObjectDestination for ``url`` (no request made yet; call ``probe()``).
+    ``scope`` (``shard-I-of-N``): a shard run's own staging folder and temporary objects,
+    which its start-up sweep alone clears.
 
     ConfigError when obstore is missing (naming the extra), a credential is missing
     (naming the variable) or an http endpoint is not allowed.
@@ -62,6 +66,7 @@ def open_destination(url: ObjectURL, *, options: StorageOptions | None = None,
     options = options or StorageOptions()
     profile = read_aws_profile(env) if url.cloud == "s3" else {}
     conn = resolve(url, env, options, profile)
-    staging = Staging(staging_root or local_root(url), max_file_bytes=max_file_bytes)
+    staging = Staging(staging_root or local_root(url), max_file_bytes=max_file_bytes,
+                      scope=scope)
     staging.open()
-    return ObjectDestination(conn, build_store(conn), staging)
+    return ObjectDestination(conn, build_store(conn), staging, scope=scope)

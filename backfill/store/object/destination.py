@@ -151,13 +151,15 @@ class ObjectDestination(ObjectRequests):
     """Stores report files under ``conn.url``; see the module docstring for the promises."""
 
     def __init__(self, conn: Connection, store: ObjectStore, staging: Staging, *,
-                 upload_parts: int = 2, upload_slots: int = 8) -> None:
+                 upload_parts: int = 2, upload_slots: int = 8, scope: str = "") -> None:
         super().__init__(conn, store)
         self.staging = staging
         self.part_size = conn.options.part_size
         self.upload_parts = upload_parts
         self._slots = anyio.CapacityLimiter(upload_slots)  # bodies being uploaded at once
-        self._run_tmp = f"{self.url.key(TMP_DIR)}/{staging.run_dir.name}"
+        # a shard's temporary objects live in a folder of its own (scope): only it sweeps it
+        self._tmp_root = self.url.key(f"{TMP_DIR}/{scope}" if scope else TMP_DIR)
+        self._run_tmp = f"{self._tmp_root}/{staging.run_dir.name}"
 
     # ------------------------------------------------------------------ save
 
@@ -271,8 +273,9 @@ class ObjectDestination(ObjectRequests):
 
     async def sweep_temporary(self) -> int:
         """Delete the temporary objects runs left under ``<prefix>/.backfill-tmp/``
-        (a kill mid-upload); return how many. Only while holding the lock."""
-        prefix = self.url.key(TMP_DIR)
+        (a kill mid-upload; a shard run: under its own folder there only); return how
+        many. Only while holding the lock."""
+        prefix = self._tmp_root
         stream = self._ob.list(self.store, prefix=prefix, chunk_size=100)
         removed = 0
         while True:

@@ -31,7 +31,7 @@ import anyio.to_thread
 
 from ...errors import LockedError, StorageError
 from .backend import KeyExists, KeyMissing
-from .destination import ObjectDestination
+from .destination import ObjectRequests
 
 MANIFEST_NAME = "manifest.jsonl"
 DEFAULT_LOCK_TTL = timedelta(hours=1)
@@ -63,10 +63,11 @@ class LockInfo:
 class RemoteManifest:
     """Pull, publish and lock ``<prefix>/manifest.jsonl``; ``now`` is injectable."""
 
-    def __init__(self, dest: ObjectDestination, *, name: str = MANIFEST_NAME,
+    def __init__(self, dest: ObjectRequests, *, name: str = MANIFEST_NAME,
                  ttl: timedelta = DEFAULT_LOCK_TTL,
                  now: Any = lambda: datetime.now(UTC)) -> None:
         self.dest = dest
+        self.name = name
         self.key = dest.url.key(name)
         self.lock_key = dest.url.key(name + ".lock")
         self.uri = dest.url.uri(name)

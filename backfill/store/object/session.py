@@ -2,9 +2,16 @@
 
     async with RemoteRun(dest) as run:     # probe, lock, sweep, pull the manifest
         journal = run.local_manifest        # the engine journals here, as for a local run
+        run.view_main                       # private copies of the other manifests (the
+                                            # main one and every shard's) for the merged view
         ...
         await run.checkpoint()              # publish the journal (also every interval)
                                             # on exit: publish, release the lock, clean up
+
+A shard run (``remote`` named ``manifest.shard-I-of-N.jsonl``) keeps that manifest and
+its lock, and forgets its local journal once it is published (the bucket holds the truth;
+a stale copy on this machine must not be read later). A shard run and a run without
+--shard exclude each other through their lock objects (siblings.py).
 
 Start-up faults come before anything is fetched: a missing bucket or refused credentials
 (exit 2, from the probe), the lock held by another run (exit 75). :meth:`read_only` gives
@@ -21,7 +28,8 @@ from types import TracebackType
 import anyio
 
 from .destination import ObjectDestination
-from .remote import RemoteManifest
+from .remote import MANIFEST_NAME, RemoteManifest
+from .siblings import check_apart, live_locks, manifest_names, pull
 
 
 class RemoteRun:
@@ -34,6 +42,8 @@ class RemoteRun:
         self.remote = remote or RemoteManifest(dest)
         self.checkpoint_s = checkpoint_s
         self.local_manifest = local_manifest or dest.staging.run_dir / "manifest.jsonl"
+        self.view_main = dest.staging.run_dir / "view" / MANIFEST_NAME
+        self.shard = self.remote.name != MANIFEST_NAME
         self.swept = 0
         self._lock = anyio.Lock()
 
@@ -41,14 +51,25 @@ class RemoteRun:
         await self.dest.probe()
         await self.remote.acquire()
         try:
-            self.swept = await self.dest.sweep()
-            if not await self.remote.pull(self.local_manifest):  # none yet: start afresh
-                self.local_manifest.unlink(missing_ok=True)
+            await self._start()
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.remote.release()
             raise
         return self
+
+    async def _start(self) -> None:
+        """Under the lock: apart from runs of the other kind, sweep, pull."""
+        own = self.remote.name
+        listing = await manifest_names(self.dest)
+        live = await live_locks(self.dest, [n for n in listing.locks if n != own],
+                                self.remote._now())
+        check_apart(live, own, self.dest.location)
+        self.swept = await self.dest.sweep()
+        if not await self.remote.pull(self.local_manifest):  # none yet: start afresh
+            self.local_manifest.unlink(missing_ok=True)
+        await pull(self.dest, [n for n in listing.manifests if n != own],
+                   self.view_main.parent)
 
     async def checkpoint(self) -> None:
         """Publish the local journal (one atomic PUT), if there is one yet."""
@@ -67,6 +88,8 @@ class RemoteRun:
         with anyio.CancelScope(shield=True):
             try:
                 await self.checkpoint()
+                if self.shard:  # published: the bucket's copy is the one every reader uses
+                    self.local_manifest.unlink(missing_ok=True)
             finally:
                 await self.remote.release()
                 await self.dest.close()
@@ -79,5 +102,19 @@ class RemoteRun:
         local = dest.staging.run_dir / "manifest.readonly.jsonl"
         try:
             yield local if await RemoteManifest(dest).pull(local) else None
+        finally:
+            await dest.close()
+
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def read_all(dest: ObjectDestination) -> AsyncIterator[Path]:
+        """Every manifest under the prefix (the main one and every shard's) copied to a
+        private folder, removed on exit; yields the main one's path there (read it with
+        :func:`backfill.shards.view.load_view`; it may not exist)."""
+        await dest.probe()
+        into = dest.staging.run_dir / "view"
+        try:
+            await pull(dest, (await manifest_names(dest)).manifests, into)
+            yield into / MANIFEST_NAME
         finally:
             await dest.close()

@@ -5,8 +5,10 @@ stays at about one write buffer (1 MiB) whatever the file size; bodies up to
 ``memory_bytes`` stay in memory. The directory is ``<root>/run-<pid>-<random>``, mode
 0700, under a root the tool made for this destination; at start (under the destination's
 lock) :meth:`Staging.sweep` deletes the run directories that a killed run left there and
-nothing else. No symbolic link is followed: the root and the run directory are checked
-with ``lstat`` and files are opened with ``O_NOFOLLOW | O_EXCL``.
+nothing else. A shard run's root is a folder of its own below (``scope``,
+``shard-I-of-N``), so shards on one machine never sweep each other's bodies. No symbolic link is
+followed: the root and the run directory are checked with ``lstat`` and files are opened
+with ``O_NOFOLLOW | O_EXCL``.
 """
 
 from __future__ import annotations
@@ -68,18 +70,21 @@ class Staging:
     """This run's staging directory under ``root``; see the module docstring."""
 
     def __init__(self, root: Path, *, max_file_bytes: int,
-                 memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
-        self.root = root
+                 memory_bytes: int = DEFAULT_MEMORY_BYTES, scope: str = "") -> None:
+        self.base = root
+        self.root = root / scope if scope else root  # a shard's own: siblings never sweep it
         self.max_file_bytes = max_file_bytes
         self.memory_bytes = memory_bytes
-        self.run_dir = root / f"run-{os.getpid()}-{secrets.token_hex(4)}"
+        self.run_dir = self.root / f"run-{os.getpid()}-{secrets.token_hex(4)}"
         self._made = False
 
     def open(self) -> None:
         """Create the root and this run's directory (private, no links followed)."""
         try:
-            _private_dir(self.root.parent)
-            _private_dir(self.root)
+            _private_dir(self.base.parent)
+            _private_dir(self.base)
+            if self.root != self.base:
+                _private_dir(self.root)
             _private_dir(self.run_dir)
         except OSError as exc:
             raise OutputDirError(f"{self.root}: cannot create the staging directory "
