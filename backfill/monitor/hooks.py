@@ -50,6 +50,28 @@ def load_runs(manifest: Path) -> dict[str, runs.WorkspaceRun]:
         return {}
 
 
+def load_all_runs(manifest: Path) -> dict[str, runs.WorkspaceRun]:
+    """The run record of ``manifest`` and of every shard manifest beside it, the
+    freshest run per workspace (a workspace a shard ran is as fresh as that shard run)."""
+    return runs.freshest(load_runs(p) for p in [manifest, *shard_run_records(manifest)])
+
+
+def shard_run_records(manifest: Path) -> list[Path]:
+    """The shard manifests beside ``manifest`` that have a run record (the manifest
+    itself may be gone: a shard whose manifest lives in an object store forgets its
+    local copy), by name."""
+    from ..shards.naming import is_shard_manifest
+
+    suffix = runs_path(Path("m")).name[1:]
+    try:
+        names = sorted(e.name for e in os.scandir(manifest.parent)
+                       if e.name.endswith(suffix) and e.is_file(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [manifest.with_name(n[: -len(suffix)]) for n in names
+            if is_shard_manifest(manifest.name, n[: -len(suffix)]) is not None]
+
+
 def record_run(manifest: Path, summary: Summary, now: datetime) -> dict[str, runs.WorkspaceRun]:
     """Update the run record after a run; the record as it now stands."""
     record = runs.after_run(load_runs(manifest), summary, now)
@@ -80,7 +102,7 @@ def view(config: Config | None, journal: Journal, manifest: Path, now: datetime,
     d = digest(journal)  # the one pass over the records
     names = [ws.name for ws in workspaces] or sorted(d.counts)
     risks = unfetched(journal, wins, zones, now, records=d.open)
-    return View(d, risks, load_runs(manifest), names, now)
+    return View(d, risks, load_all_runs(manifest), names, now)
 
 
 def last_finished(v: View) -> dict[str, datetime | None]:

@@ -11,6 +11,10 @@
 - ``succeeded_at``: the last such run in which none of its files failed.
 - ``requests``/``retries``: figures of the last finished run, for the metrics.
 
+With shards, each shard run writes the record beside its own manifest; a reader takes,
+per workspace, the freshest of them all (:func:`freshest`): whichever run, plain or
+shard, finished it last.
+
 A manifest written before run records existed has no such file: the last finished run is
 then taken as the newest ``updated_at`` among the workspace's records (a run that wrote
 nothing cannot be seen that way, so the record file is the better witness).
@@ -19,7 +23,7 @@ nothing cannot be seen that way, so the record file is the better witness).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -103,3 +107,20 @@ def last_finished(record: Mapping[str, WorkspaceRun], fallback: Mapping[str, dat
                   name: str) -> datetime | None:
     run = record.get(name)
     return run.finished_at if run else fallback.get(name)
+
+
+def freshest(records: Iterable[Mapping[str, WorkspaceRun]]) -> dict[str, WorkspaceRun]:
+    """Per workspace, the run that finished last among ``records`` (the main manifest's
+    and every shard manifest's), with the latest success of any of them."""
+    out: dict[str, WorkspaceRun] = {}
+    for record in records:
+        for name, run in record.items():
+            prev = out.get(name)
+            if prev is None:
+                out[name] = run
+                continue
+            newer, older = (run, prev) if run.finished_at > prev.finished_at else (prev, run)
+            ok = [t for t in (newer.succeeded_at, older.succeeded_at) if t is not None]
+            out[name] = WorkspaceRun(newer.finished_at, max(ok, default=None),
+                                     newer.requests, newer.retries)
+    return out

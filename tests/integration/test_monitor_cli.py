@@ -373,3 +373,26 @@ async def test_a_workspace_stopped_on_auth_is_alerted_with_the_fix(tmp_path: Pat
     assert "fix api_key/secret_key, then run backfill again" in auth["text"]["text"]
     assert "acme: " in body["text"] and "failed (auth" in body["text"]
     assert "k-acme-123" not in json.dumps(body) and "the-rotated-key" not in json.dumps(body)
+
+
+async def test_stale_counts_the_freshest_run_of_the_main_and_shard_manifests(
+        tmp_path: Path) -> None:
+    from backfill.monitor import runs
+
+    cfg = write_config(tmp_path)
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=30)
+    main = write_manifest(tmp_path, healthy(updated=old))
+    main.with_name("manifest.jsonl.runs.json").write_text(
+        runs.encode({"acme": runs.WorkspaceRun(old, old)}))
+    stale = await cli("status", str(cfg), "--check", "--json")
+    assert stale.returncode == 3, stale.stderr.decode()
+    assert [p["kind"] for p in json.loads(stale.stdout)["problems"]] == ["stale"]
+
+    # acme was run since by shard 1 of 2 (whose own manifest may live in an object store)
+    recent = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    main.with_name("manifest.shard-1-of-2.jsonl.runs.json").write_text(
+        runs.encode({"acme": runs.WorkspaceRun(recent, recent)}))
+    main.with_name("notashard.jsonl.runs.json").write_text("not read\n")
+    fresh = await cli("status", str(cfg), "--check")
+    assert fresh.returncode == 0, (fresh.stdout.decode(), fresh.stderr.decode())
+    assert fresh.stdout.decode().startswith("OK:")

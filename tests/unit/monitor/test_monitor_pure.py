@@ -255,3 +255,16 @@ def test_webhook_is_resolved_late_when_secrets_were_not() -> None:
     with pytest.raises(ValueError, match="value not shown") as err:
         resolve_webhook(cfg.notify, {"HOOK": "ftp://secret-token"})
     assert "secret-token" not in str(err.value)
+
+
+def test_the_freshest_run_of_several_records_counts() -> None:
+    from backfill.monitor.runs import WorkspaceRun, freshest
+
+    t = [datetime(2026, 12, 1, h, tzinfo=UTC) for h in range(4)]
+    main = {"acme": WorkspaceRun(t[0], t[0], 5, 1), "globex": WorkspaceRun(t[2], None, 3)}
+    shard = {"acme": WorkspaceRun(t[3], None, 7, 2), "initech": WorkspaceRun(t[1], t[1])}
+    got = freshest([main, shard])
+    assert got["acme"] == WorkspaceRun(t[3], t[0], 7, 2)  # the last run; the last success
+    assert got["globex"] == main["globex"] and got["initech"] == shard["initech"]
+    assert freshest([shard, main]) == got
+    assert freshest([]) == {}
