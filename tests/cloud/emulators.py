@@ -181,7 +181,9 @@ class Outage:
 
     ``down()`` closes the listening socket and every relayed connection (what a store
     going away looks like to a client: resets, then refused connections); ``up()``
-    listens again on the same port.
+    listens again on the same port. ``stall_after(n)`` forwards only the first ``n``
+    bytes clients send, then holds the rest until ``release()`` (an upload provably
+    under way and unable to finish: a fault can be injected mid-upload, not by timing).
     """
 
     def __init__(self, target_port: int) -> None:
@@ -192,7 +194,22 @@ class Outage:
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
+        self._budget: int | None = None  # bytes clients may still send; None: no limit
+        self._flowing = threading.Condition(self._lock)
+        self.stalled = threading.Event()
         self.up()
+
+    def stall_after(self, nbytes: int) -> threading.Event:
+        """Hold client bytes past the next ``nbytes``; the event is set once some are held."""
+        with self._lock:
+            self._budget = nbytes
+            self.stalled.clear()
+        return self.stalled
+
+    def release(self) -> None:
+        with self._lock:
+            self._budget = None
+            self._flowing.notify_all()
 
     def up(self) -> None:
         listener = socket.socket()
@@ -216,6 +233,7 @@ class Outage:
             c.close()
 
     def close(self) -> None:
+        self.release()
         self.down()
         for t in self._threads:
             t.join(timeout=5)
@@ -238,14 +256,30 @@ class Outage:
                 continue
             with self._lock:
                 self._conns += [client, server]
-            self._spawn(self._pipe, client, server)
-            self._spawn(self._pipe, server, client)
+            self._spawn(self._pipe, client, server, True)
+            self._spawn(self._pipe, server, client, False)
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _allow(self, data: bytes) -> bytes:
+        """What of ``data`` (from a client) may go on now; waits while stalled."""
+        with self._lock:
+            while self._budget == 0:
+                self.stalled.set()
+                self._flowing.wait()
+            if self._budget is None:
+                return data
+            n = min(len(data), self._budget)
+            self._budget -= n
+            return data[:n]
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
         try:
             while data := src.recv(65536):
-                dst.sendall(data)
+                while upstream and data:
+                    allowed = self._allow(data)
+                    dst.sendall(allowed)
+                    data = data[len(allowed):]
+                if not upstream:
+                    dst.sendall(data)
         except OSError:
             pass
         finally:
