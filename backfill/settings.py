@@ -41,6 +41,7 @@ class Options:
     max_outage_s: float | None = None
     shard: Shard | None = None  # only this shard's workspaces, journalled in its own manifest
     events: list[Callable[[Event], None]] = field(default_factory=list)
+    proxy_env: Mapping[str, str] | None = None  # the proxy variables to use; None: os.environ
 
 
 @dataclass(frozen=True, slots=True)

@@ -328,7 +328,8 @@ def _options(args: argparse.Namespace) -> Options:
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.dask is not None and not args.dry_run:
         # Secrets are resolved by each worker from its own environment, not here.
-        config = load_config(args.config, secrets=False)
+        # --cacert and the proxy variables travel to the workers (shards/network.py).
+        config = with_cacert(load_config(args.config, secrets=False), args.cacert)
         check_workspaces(config, args.workspace)
         return cmd_run_dask(args, config, _options(args))
     if args.shards is not None:

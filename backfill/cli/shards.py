@@ -124,6 +124,7 @@ def cmd_run_dask(args: argparse.Namespace, config: Config, options: Options) -> 
     print the merged status; exit with the worst exit code of the shards."""
     from ..engine import Backfill
     from ..shards.dask import connect, parse_target, plan_jobs, submit_shards, worker_count, worst
+    from ..shards.network import capture
     from ..summary import tally_records
     from .render import print_status
 
@@ -134,7 +135,8 @@ def cmd_run_dask(args: argparse.Namespace, config: Config, options: Options) -> 
     show = not (args.no_progress or args.quiet)
     with connect(target) as client:
         count = args.shards or worker_count(client)
-        jobs = plan_jobs(Path(args.config), options, count, names)
+        jobs = plan_jobs(Path(args.config), options, count, names,
+                         capture(config.http, os.environ))  # --cacert, proxies: the same
         if show:
             print(f"backfill: {len(jobs)} shards of {count} own a workspace; "
                   f"running them on {worker_count(client)} Dask workers", file=sys.stderr)

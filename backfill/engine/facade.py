@@ -91,7 +91,7 @@ class Backfill:
 
     async def run(self) -> Summary:
         settings = self.resolve()
-        client = make_client(settings)
+        client = make_client(settings, self.options.proxy_env)
         shard_locks = None if settings.shard is None else ShardLocks(settings.main_manifest)
         try:
             async with open_destination(settings) as opened:

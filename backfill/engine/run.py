@@ -15,7 +15,7 @@ dispatch goes round the workspaces in turn, each oldest file first.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
 
 import anyio
@@ -156,14 +156,15 @@ class Run:
                             rel_of(self.config.run.layout, task)).run()
 
 
-def make_client(settings: ResolvedRun) -> Client:
+def make_client(settings: ResolvedRun, env: Mapping[str, str] | None = None) -> Client:
     """The run's HTTP client, made before anything is written: a proxy or CA problem
-    (ConfigError, exit 2) stops the run before the first file or request."""
+    (ConfigError, exit 2) stops the run before the first file or request. ``env``: the
+    proxy variables (default ``os.environ``)."""
     config, concurrency = settings.config, settings.concurrency
     return Client(config.http, limit=concurrency,
                   limit_per_host=config.run.per_host or concurrency,
                   origins=[base_url(w.workspace.data_center, w.workspace.base_url)
-                           for w in settings.windows])
+                           for w in settings.windows], env=env)
 
 
 def url_of(task: Task) -> str:

@@ -15,6 +15,10 @@ until a run starts.
   what is recorded completed and fetches the rest; its lock died with the old process.
 - Secrets never travel: a task carries the config *text*, with its ``${VAR}``
   references unresolved, and each worker resolves them from its own environment.
+- The network settings of the submitting command travel (network.py): the CA bundle's
+  content (``--cacert``/``[http] ca_bundle``) and its proxy variables, except a proxy
+  URL with credentials, of which only the variable's name goes (the worker's own value
+  is used).
 - Progress: each shard sends a small message (counts only) through the scheduler's event
   log at most every ``PROGRESS_EVERY_S`` and when it ends.
 """
@@ -37,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import BackfillError, ConfigError
 from .assign import Shard
+from .network import Network, ca_file, worker_env
 
 if TYPE_CHECKING:
     from ..engine import Options
@@ -101,6 +106,7 @@ class ShardJob:
     options: Options
     shard: Shard
     topic: str
+    network: Network = dataclasses.field(default_factory=Network)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +176,16 @@ def run_shard(job: ShardJob) -> ShardResult:
     host, pid = socket.gethostname(), os.getpid()
     t0, cpu0 = time.perf_counter(), _cpu_s()
     try:
-        config = parse_config(tomllib.loads(job.config_text), Path(job.config_path))
-        engine = Backfill(config, dataclasses.replace(job.options, shard=job.shard))
-        engine.subscribe(reporter)
-        summary = anyio.run(engine.run)
+        with ca_file(job.network) as ca:  # the submitting command's network settings
+            config = parse_config(tomllib.loads(job.config_text), Path(job.config_path))
+            if ca is not None:
+                config = dataclasses.replace(
+                    config, http=dataclasses.replace(config.http, ca_bundle=ca))
+            options = dataclasses.replace(job.options, shard=job.shard,
+                                          proxy_env=worker_env(job.network, os.environ))
+            engine = Backfill(config, options)
+            engine.subscribe(reporter)
+            summary = anyio.run(engine.run)
     except BackfillError as exc:
         return ShardResult(job.shard, exc.exit_code, str(exc), None, host, pid)
     finally:
@@ -196,9 +208,11 @@ def _peak_rss_mib() -> float:
 def task_key(job: ShardJob) -> str:
     """Stable for the same config, options and shard: a resubmission is recognised."""
     o = job.options
+    net = job.network
     basis = repr((job.config_path, job.config_text, o.today, o.start, o.end,
                   tuple(o.workspaces), o.output_dir, o.manifest, o.concurrency,
-                  o.max_outage_s)).encode()
+                  o.max_outage_s, net.ca_pem, sorted(net.proxy_env.items()),
+                  net.proxy_names)).encode()
     digest = hashlib.sha256(basis).hexdigest()[:16]
     return f"backfill-shard-{job.shard.index}-of-{job.shard.count}-{digest}"
 
@@ -252,17 +266,21 @@ def submit_shards(client: Any, jobs: list[ShardJob],
     return sorted(results, key=lambda r: r.shard.index)
 
 
-def plan_jobs(config_path: Path, options: Options, count: int, names: list[str]) -> list[ShardJob]:
-    """One job per shard (of ``count``) that owns at least one of the workspace ``names``."""
+def plan_jobs(config_path: Path, options: Options, count: int, names: list[str],
+              network: Network | None = None) -> list[ShardJob]:
+    """One job per shard (of ``count``) that owns at least one of the workspace ``names``;
+    ``network``: the submitting command's (network.capture), default none (the workers'
+    own settings)."""
     text = config_path.read_bytes().decode("utf-8")
     topic = TOPIC_PREFIX + hashlib.sha256(f"{os.getpid()} {time.time_ns()}".encode()
                                           ).hexdigest()[:12]
-    plain = dataclasses.replace(options, events=[], shard=None)
+    plain = dataclasses.replace(options, events=[], shard=None, proxy_env=None)
     jobs = []
     for index in range(count):
         shard = Shard(index, count)
         if any(shard.owns(n) for n in names):
-            jobs.append(ShardJob(str(config_path), text, plain, shard, topic))
+            jobs.append(ShardJob(str(config_path), text, plain, shard, topic,
+                                 network or Network()))
     return jobs
 
 
