@@ -6,7 +6,8 @@ converted again by the next ``extract``.
 With shard manifests beside the main one, the merged view is checked, and a bad file's
 ``failed`` record goes into every manifest that holds it completed (a completed record
 beats any other in the merge, so one left anywhere would hide the failure); every
-manifest is locked meanwhile."""
+manifest is locked meanwhile. The same holds for manifests that live in an object store
+(each one's lock object is held, and each is published back)."""
 
 from __future__ import annotations
 
@@ -38,9 +39,12 @@ async def verify(config: Config, clock: Clock | None = None) -> dict[str, Any]:
         # A remote manifest: locked, pulled, and published on the way out.
         opened = await stack.enter_async_context(open_run_destination(run, config.storage))
         store, manifest = opened.store, opened.manifest
-        # The main manifest and every shard manifest beside it, each locked and open.
-        journals = [await stack.enter_async_context(open_journal(path))
-                    for path in part_paths(manifest)]
+        # The main manifest and every shard manifest beside it (in the object store: each
+        # locked, pulled, published back on the way out), each locked and open.
+        paths = part_paths(manifest)
+        if opened.remote is not None:
+            paths = [manifest, *await stack.enter_async_context(opened.remote.locked_others())]
+        journals = [await stack.enter_async_context(open_journal(path)) for path in paths]
         view = journals[0].state
         if len(journals) > 1:
             view = ManifestState()

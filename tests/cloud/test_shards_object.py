@@ -9,6 +9,7 @@ import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import obstore
 import pytest
 
 from backfill.journal import Record, Status, load_manifest
@@ -31,8 +32,6 @@ def shard_state(bucket: Bucket, tmp: Path, name: str) -> list[Record]:
 
 
 def objects(bucket: Bucket) -> set[str]:
-    import obstore
-
     prefix = bucket.dest.url.prefix
     listed = obstore.list_with_delimiter(bucket.dest.store, prefix)
     return {Path(m["path"]).name for m in listed["objects"]}
@@ -119,8 +118,6 @@ async def test_a_shard_run_and_a_plain_run_exclude_each_other(
 
 async def test_shards_on_one_machine_never_sweep_each_others_uploads(
         s3_env: dict[str, str], tmp_path: Path) -> None:
-    import obstore
-
     url = parse_object_url(f"s3://{s3_env['BUCKET']}/landing")
 
     def dest(scope: str) -> ObjectDestination:
@@ -202,3 +199,36 @@ async def test_run_dask_local_to_s3_keeps_the_shard_manifests_in_the_bucket(
     assert doc["totals"]["completed"] == TOTAL and doc["merge"] is None
     assert doc["manifest"] == f"{url}/manifest.jsonl"
     assert {"manifest.shard-0-of-2.jsonl", "manifest.shard-1-of-2.jsonl"} <= objects(bucket)
+
+
+async def test_verify_marks_a_bad_object_failed_in_the_shard_manifest_in_the_bucket(
+        s3_env: dict[str, str], tmp_path: Path) -> None:
+    url = f"s3://{s3_env['BUCKET']}/landing"
+    bucket = Bucket(url, s3_env, tmp_path / "test-staging")
+    async with run_simulator(make_config(tmp_path / "sim").workspaces, today=TODAY) as sim:
+        cfg = tmp_path / "backfill.toml"
+        cfg.write_text(CONFIG.format(output_dir=url, base_url=sim.base_url))
+        for i in range(2):
+            proc = await backfill(process_env(s3_env, tmp_path / f"pod{i}"), "run", str(cfg),
+                                  *DAY, "--shard", f"{i}/2")
+            assert proc.returncode == 0, proc.stderr.decode()
+        victim = shard_state(bucket, tmp_path, "manifest.shard-1-of-2.jsonl")[0]
+        assert victim.path is not None
+        bucket.put(victim.path, b"PK\x05\x06" + b"\0" * 18)
+        env = process_env(s3_env, tmp_path / "laptop")
+        bad = await backfill(env, "verify", str(cfg), "--json")
+        assert bad.returncode == 1, bad.stderr.decode()
+        doc = json.loads(bad.stdout)
+        assert doc["checked"] == TOTAL and [b["path"] for b in doc["bad"]] == [victim.path]
+        marked = {r.key: r for r in shard_state(bucket, tmp_path, "manifest.shard-1-of-2.jsonl")}
+        assert marked[victim.key].status is Status.FAILED
+        assert not any(n.endswith(".lock") for n in objects(bucket))  # every lock released
+        status = await backfill(env, "status", str(cfg), "--json")
+        assert json.loads(status.stdout)["totals"]["failed"] == 1
+        served = sim.counters.total
+        # an object store is never overwritten: the operator removes the bad object
+        obstore.delete(bucket.dest.store, bucket.dest.url.key(victim.path))
+        again = await backfill(env, "run", str(cfg), *DAY, "--shard", "1/2")
+        assert again.returncode == 0, again.stderr.decode()
+        assert sim.counters.total == served + 1  # fetched again, that file only
+    assert bucket.get(victim.path) == sim.expected_body(victim.app_id, victim.filename)

@@ -44,6 +44,7 @@ class RemoteRun:
         self.local_manifest = local_manifest or dest.staging.run_dir / "manifest.jsonl"
         self.view_main = dest.staging.run_dir / "view" / MANIFEST_NAME
         self.shard = self.remote.name != MANIFEST_NAME
+        self.others: list[str] = []  # the other manifests found at start, by name
         self.swept = 0
         self._lock = anyio.Lock()
 
@@ -68,8 +69,32 @@ class RemoteRun:
         self.swept = await self.dest.sweep()
         if not await self.remote.pull(self.local_manifest):  # none yet: start afresh
             self.local_manifest.unlink(missing_ok=True)
-        await pull(self.dest, [n for n in listing.manifests if n != own],
-                   self.view_main.parent)
+        self.others = [n for n in listing.manifests if n != own]
+        await pull(self.dest, self.others, self.view_main.parent)
+
+    @contextlib.asynccontextmanager
+    async def locked_others(self) -> AsyncIterator[list[Path]]:
+        """The other manifests found at start, each locked and pulled to a private file
+        to write to; on a clean exit each is published back, and always unlocked
+        (``verify`` marks a bad file failed in whichever manifest holds it)."""
+        held: list[tuple[RemoteManifest, Path]] = []
+        try:
+            for name in self.others:
+                remote = RemoteManifest(self.dest, name=name, ttl=self.remote.ttl,
+                                        now=self.remote._now)
+                await remote.acquire()
+                local = self.view_main.parent / name
+                held.append((remote, local))
+                if not await remote.pull(local):  # deleted meanwhile: nothing to mark
+                    local.unlink(missing_ok=True)
+            yield [local for _, local in held]
+            for remote, local in held:
+                if local.exists():
+                    await remote.publish(local)
+        finally:
+            with anyio.CancelScope(shield=True):
+                for remote, _ in held:
+                    await remote.release()
 
     async def checkpoint(self) -> None:
         """Publish the local journal (one atomic PUT), if there is one yet."""
