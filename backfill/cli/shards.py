@@ -4,6 +4,7 @@
 ``backfill manifest merge OUT IN...`` exit codes: 0 merged · 1 merged, but completed
 records of some files disagree on sha256 (each one is listed; the newer was kept) ·
 2 an input is unreadable or corrupt (nothing written) · 75 a run holds OUT's lock.
+Any IN or OUT may be an object-store URL (s3://bucket/prefix/manifest.jsonl).
 """
 
 from __future__ import annotations
@@ -68,48 +69,68 @@ def add_manifest_parser(sub: Any) -> None:
         "merge", help="merge manifests by file, atomically (a completed file beats "
                       "any other status, otherwise the newest record)",
         description=__doc__.split("\n\n")[1] if __doc__ else None)
-    merge.add_argument("out", type=Path, metavar="OUT",
-                       help="the manifest to write (may be one of the inputs)")
-    merge.add_argument("inputs", type=Path, nargs="+", metavar="IN")
+    merge.add_argument("out", metavar="OUT",
+                       help="the manifest to write (may be one of the inputs); a file or "
+                            "an object-store URL (s3://bucket/prefix/manifest.jsonl)")
+    merge.add_argument("inputs", nargs="+", metavar="IN", help="files or URLs")
     merge.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
+    from ..destination import is_object_url
     from ..errors import ConfigError
     from ..shards.view import merge_files
 
-    for path in args.inputs:
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such manifest")
-    report = merge_files(args.out, args.inputs)
-    if args.json:
-        _print_json(merge_document(report))
+    names: dict[str, str] = {}
+    if any(is_object_url(t) for t in [args.out, *args.inputs]):
+        from .. import eventloop
+        from ..shards.remote import merge_urls
+
+        report, names = eventloop.run(merge_urls, args.out, args.inputs)
     else:
-        _print_merge(report)
+        for path in map(Path, args.inputs):
+            if not path.is_file():
+                raise ConfigError(f"{path}: no such manifest")
+        report = merge_files(Path(args.out), [Path(p) for p in args.inputs])
+    if args.json:
+        _print_json(merge_document(report, names))
+    else:
+        _print_merge(report, names)
     return 1 if report.conflicts else 0
 
 
-def merge_document(report: MergeReport) -> dict[str, Any]:
+def merge_document(report: MergeReport, names: dict[str, str] | None = None,
+                   ) -> dict[str, Any]:
+    """``names``: what to show for a private copy of a manifest in an object store."""
+    def n(label: object) -> str:
+        return (names or {}).get(str(label), str(label))
+
     return {
-        "out": str(report.out), "inputs": [str(p) for p in report.inputs],
+        "out": n(report.out), "inputs": [n(p) for p in report.inputs],
         "records": report.records,
-        "torn_lines": [{"manifest": str(p), "line": n} for p, n in report.torn],
+        "torn_lines": [{"manifest": n(p), "line": line} for p, line in report.torn],
         "conflicts": [{
             "app_id": c.key[0], "filename": c.key[1],
-            "kept": {"manifest": c.kept[0], "sha256": c.kept[1].sha256,
+            "kept": {"manifest": n(c.kept[0]), "sha256": c.kept[1].sha256,
                      "updated_at": c.kept[1].updated_at},
-            "others": [{"manifest": lab, "sha256": r.sha256, "updated_at": r.updated_at}
+            "others": [{"manifest": n(lab), "sha256": r.sha256, "updated_at": r.updated_at}
                        for lab, r in c.others],
         } for c in report.conflicts],
     }
 
 
-def _print_merge(report: MergeReport) -> None:
+def _print_merge(report: MergeReport, names: dict[str, str]) -> None:
+    def n(label: object) -> str:
+        return names.get(str(label), str(label))
+
     for path, line in report.torn:
-        print(f"backfill: note: {path}:{line}: torn last line ignored", file=sys.stderr)
-    print(f"{report.out}: {report.records} files from {len(report.inputs)} manifests")
+        print(f"backfill: note: {n(path)}:{line}: torn last line ignored", file=sys.stderr)
+    print(f"{n(report.out)}: {report.records} files from {len(report.inputs)} manifests")
     for c in report.conflicts:
-        print(f"conflict: {c.describe()}", file=sys.stderr)
+        text = c.describe()
+        for copy, url in names.items():
+            text = text.replace(copy, url)
+        print(f"conflict: {text}", file=sys.stderr)
     if report.conflicts:
         print(f"backfill: {len(report.conflicts)} files have completed records with "
               "different sha256 (the newer was kept); `backfill verify` re-hashes the "

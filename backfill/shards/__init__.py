@@ -5,6 +5,8 @@
     merge.py     the merge rule for records of several manifests, conflicts (pure)
     view.py      the merged view of a main manifest and its shard manifests; merge files
     dask.py      run every shard as one task on a Dask cluster (the ``dask`` extra)
+    network.py   the submitting command's CA bundle and proxies, carried to the workers
+    remote.py    ``manifest merge`` with manifests in an object store
 
 Importing this package loads only the pure parts.
 """

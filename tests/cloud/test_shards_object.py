@@ -232,3 +232,37 @@ async def test_verify_marks_a_bad_object_failed_in_the_shard_manifest_in_the_buc
         assert again.returncode == 0, again.stderr.decode()
         assert sim.counters.total == served + 1  # fetched again, that file only
     assert bucket.get(victim.path) == sim.expected_body(victim.app_id, victim.filename)
+
+
+async def test_manifest_merge_reads_and_writes_manifests_in_the_bucket(
+        s3_env: dict[str, str], tmp_path: Path) -> None:
+    url = f"s3://{s3_env['BUCKET']}/landing"
+    bucket = Bucket(url, s3_env, tmp_path / "test-staging")
+    async with run_simulator(make_config(tmp_path / "sim").workspaces, today=TODAY) as sim:
+        cfg = tmp_path / "backfill.toml"
+        cfg.write_text(CONFIG.format(output_dir=url, base_url=sim.base_url))
+        for i in range(2):
+            proc = await backfill(process_env(s3_env, tmp_path / f"pod{i}"), "run", str(cfg),
+                                  *DAY, "--shard", f"{i}/2")
+            assert proc.returncode == 0, proc.stderr.decode()
+    env = process_env(s3_env, tmp_path / "laptop")
+    main, shards = f"{url}/manifest.jsonl", [f"{url}/manifest.shard-{i}-of-2.jsonl"
+                                             for i in range(2)]
+    merged = await backfill(env, "manifest", "merge", main, main, *shards, "--json")
+    assert merged.returncode == 0, merged.stderr.decode()
+    doc = json.loads(merged.stdout)
+    assert doc["out"] == main and doc["inputs"] == [main, *shards] and doc["records"] == TOTAL
+    assert len(shard_state(bucket, tmp_path, "manifest.jsonl")) == TOTAL
+    assert not any(n.endswith(".lock") for n in objects(bucket))
+    local = tmp_path / "copy.jsonl"  # a local OUT from URL inputs works too
+    again = await backfill(env, "manifest", "merge", str(local), *shards)
+    assert again.returncode == 0 and len(load_manifest(local)) == TOTAL
+
+    bucket.put("manifest.jsonl.lock", LockInfo("pod-7", 4242, "t", datetime.now(UTC)
+                                               + timedelta(hours=1)).to_json())
+    held = await backfill(env, "manifest", "merge", main, *shards)
+    assert held.returncode == 75 and b"locked by pid 4242" in held.stderr
+    for bad in (f"{url}/manifest.shard-5-of-9.jsonl", "s3://"):
+        missing = await backfill(env, "manifest", "merge", str(local), bad)
+        lines = missing.stderr.decode().strip().splitlines()
+        assert missing.returncode == 2 and len(lines) == 1, lines
