@@ -57,9 +57,8 @@ def load_all_runs(manifest: Path) -> dict[str, runs.WorkspaceRun]:
 
 
 def shard_run_records(manifest: Path) -> list[Path]:
-    """The shard manifests beside ``manifest`` that have a run record (the manifest
-    itself may be gone: a shard whose manifest lives in an object store forgets its
-    local copy), by name."""
+    """The shard manifests beside ``manifest`` that have a run record, by name (found by
+    the record, whether or not the manifest file is there)."""
     from ..shards.naming import is_shard_manifest
 
     suffix = runs_path(Path("m")).name[1:]

@@ -9,9 +9,9 @@
                                             # on exit: publish, release the lock, clean up
 
 A shard run (``remote`` named ``manifest.shard-I-of-N.jsonl``) keeps that manifest and
-its lock, and forgets its local journal once it is published (the bucket holds the truth;
-a stale copy on this machine must not be read later). A shard run and a run without
---shard exclude each other through their lock objects (siblings.py).
+its lock. Readers take the other manifests from the bucket (``view_main``,
+:meth:`locked_others`), never from local journals, which may be stale copies. A shard run
+and a run without --shard exclude each other through their lock objects (siblings.py).
 
 Start-up faults come before anything is fetched: a missing bucket or refused credentials
 (exit 2, from the probe), the lock held by another run (exit 75). :meth:`read_only` gives
@@ -43,7 +43,6 @@ class RemoteRun:
         self.checkpoint_s = checkpoint_s
         self.local_manifest = local_manifest or dest.staging.run_dir / "manifest.jsonl"
         self.view_main = dest.staging.run_dir / "view" / MANIFEST_NAME
-        self.shard = self.remote.name != MANIFEST_NAME
         self.others: list[str] = []  # the other manifests found at start, by name
         self.swept = 0
         self._lock = anyio.Lock()
@@ -113,8 +112,6 @@ class RemoteRun:
         with anyio.CancelScope(shield=True):
             try:
                 await self.checkpoint()
-                if self.shard:  # published: the bucket's copy is the one every reader uses
-                    self.local_manifest.unlink(missing_ok=True)
             finally:
                 await self.remote.release()
                 await self.dest.close()
