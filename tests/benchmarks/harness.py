@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import itertools
 import json
 import os
 import shutil
@@ -297,6 +299,51 @@ def process_cpu_s(pid: int) -> float:
 
 def drop_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_TOPDIR_FL = 0x80086601, 0x40086602, 0x00020000
+
+
+_RUNS = itertools.count(1)
+
+
+def run_dir(name: str) -> Path:
+    """A new output directory for one client run, named ``name`` plus a number never used
+    before (in :func:`runs_dir`): ext4 picks a top directory's block group starting from
+    a hash of its *name*, so a repeat under the same name would land in the group its
+    predecessor's files were just deleted from (see :func:`runs_dir`)."""
+    return runs_dir() / f"{name}-{os.getpid()}-{next(_RUNS)}"
+
+
+def runs_dir() -> Path:
+    """``bench-output/tmp/runs``, the parent of every client's output directory, flagged
+    as a *top directory* (``chattr +T``) where the file system has the flag (ext4).
+
+    Why: this machine's ext4 has no journal, and there a new inode is never one deleted
+    in the last minute or more (``recently_deleted()`` in ext4's inode allocator): each
+    create scans past them, reading inode tables — 0.3–0.75 ms of kernel CPU per new
+    file right after a bench run (or a test suite) deleted thousands in the same block
+    group, 20 µs otherwise. A subdirectory normally goes to its parent's block group, so
+    every client's output landed where the previous client's had just been deleted, and
+    paid ~3 s of CPU per 5,000 files for it (curl and aria2c on their only thread), more
+    or less by luck of the allocator. Below a top directory, ext4 spreads each new
+    subdirectory to a group with free space of its own (as for a directory at the root of
+    the file system), so a client's files are created in a group nobody emptied lately.
+    """
+    path = OUTPUT / "tmp" / "runs"
+    path.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # not ext4 (or no such ioctl): nothing to do
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            flags = bytearray(4)
+            fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags)
+            value = int.from_bytes(flags, sys.byteorder)
+            if not value & FS_TOPDIR_FL:
+                fcntl.ioctl(fd, FS_IOC_SETFLAGS,
+                            (value | FS_TOPDIR_FL).to_bytes(4, sys.byteorder))
+        finally:
+            os.close(fd)
+    return path
 
 
 def recycle_memory(nbytes: int) -> None:
