@@ -14,6 +14,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Protocol
 
 from ..clock import Clock
 from ..config import RetrySettings
@@ -32,6 +33,13 @@ from .workspace import WorkspaceRun
 Outcome = Stored | HttpReply | RemoteError | FileStorageError
 
 
+class Commit(Protocol):
+    """:meth:`backfill.store.Store.commit`: ``replace`` when the manifest recorded a file
+    at the key (other bytes at the final path may go), else they fail the file."""
+
+    def __call__(self, received: Received, *, replace: bool) -> Awaitable[Stored]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class FetchContext:
     """What every file's fetch loop of one run shares."""
@@ -42,7 +50,7 @@ class FetchContext:
     rng: random.Random
     slots: Slots
     send: Send
-    commit: Callable[[Received], Awaitable[Stored]]
+    commit: Commit
     recorder: Recorder
     summary: Summary
     emit: Callable[[Event], None]
@@ -51,7 +59,8 @@ class FetchContext:
 @dataclass(slots=True)
 class FileFetch:
     """One file's attempts. ``attempt`` counts toward ``max_attempts`` (not while its host
-    is paused); ``made`` counts the requests made, what the journal records."""
+    is paused); ``made`` counts the requests made, what the journal records.
+    ``replace``: the manifest recorded a file at ``rel`` (:func:`~backfill.policy.wrote_file`)."""
 
     ctx: FetchContext
     rt: WorkspaceRun
@@ -59,6 +68,7 @@ class FileFetch:
     url: str
     headers: dict[str, str]
     rel: PurePosixPath
+    replace: bool = False
     attempt: int = 0
     made: int = 0
     _done: bool = field(default=False, init=False)
@@ -103,7 +113,7 @@ class FileFetch:
                 return sent
             await held.keep_for_commit(sent)
         try:  # the request's slots are free now: the disk work does not hold them
-            return await ctx.commit(sent)
+            return await ctx.commit(sent, replace=self.replace)
         except (RemoteError, FileStorageError) as exc:  # not a zip; this file's path
             return exc
         finally:

@@ -153,7 +153,7 @@ class Run:
             headers = request_headers(ws.app_id, task.filename, ws.api_key.reveal(),
                                       ws.secret_key.reveal())
             await FileFetch(ctx, rt, task, url_of(task), headers,
-                            rel_of(self.config.run.layout, task)).run()
+                            rel_of(self.config.run.layout, task), replace=True).run()
 
 
 def make_client(settings: ResolvedRun, env: Mapping[str, str] | None = None) -> Client:

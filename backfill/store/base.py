@@ -3,7 +3,7 @@
 The engine talks to a destination only through this protocol, in two steps per file::
 
     received = await store.receive(rel, chunks, expected_length=n)   # body taken in
-    stored = await store.commit(received)                            # body published
+    stored = await store.commit(received, replace=known)             # body published
 
 so a downloader can release its connection slot between the two (the disk or upload
 work of :meth:`Store.commit` runs after the request's slots are free). ``rel`` is the
@@ -23,10 +23,13 @@ The contract every store keeps:
   store: fsynced data, renamed, directory fsynced; for object storage: the PUT or
   multipart completion acknowledged). Killed or failing at any instant, the key holds
   the old content or the new one, never a part. On any error the private copy is
-  discarded. A key already holding *the same bytes* is adopted (success); what a store
-  does with *other* bytes there is its own rule, stated in its docstring (the local
-  store replaces them, since the journal is the authority for its output directory;
-  object storage refuses, ``StorageError``, and never overwrites).
+  discarded. A key already holding *the same bytes* is adopted (success: nothing
+  rewritten, the usual case after a run killed between its commit and its journal
+  line). *Other bytes* (or not a regular file) at the key are replaced only when
+  ``replace`` is true — the caller's word that the manifest recorded a file at this key
+  (a corrupt file ``verify`` found, fetched again); otherwise they are left untouched
+  and that file fails, :class:`~backfill.errors.FileStorageError` naming the path (the
+  run goes on). Object storage never overwrites, whatever ``replace`` says.
 - **verify** re-reads a committed file: None when it has that size and sha256, else a
   short reason: exactly ``"missing"`` when there is nothing at the key, otherwise why
   it is corrupt (``"size X != Y"``, ``"sha256 mismatch"``, ``"not a regular file"``,
@@ -38,9 +41,11 @@ The contract every store keeps:
 - **close** releases what the store holds (threads, connections); idempotent.
 
 Errors: the store raises :class:`~backfill.errors.StorageError` (naming the path or key
-and a secret-free reason) for its own failures, :class:`~backfill.errors.BodyError`
+and a secret-free reason) for its own failures — :class:`~backfill.errors.FileStorageError`
+when only that file (or folder) is at fault — :class:`~backfill.errors.BodyError`
 subclasses for a bad body, nothing else. Paths never leave the root: ``rel`` must be
-relative, without ``..``, and is not followed through a symbolic link out of the root.
+relative, without ``..``; a local store follows no symbolic link below its root (a link
+met there fails that file).
 """
 
 from __future__ import annotations
@@ -89,7 +94,7 @@ class Store(Protocol):
         self, rel: PurePosixPath, chunks: AsyncIterable[bytes], *, expected_length: int | None
     ) -> Received: ...
 
-    async def commit(self, received: Received) -> Stored: ...
+    async def commit(self, received: Received, *, replace: bool) -> Stored: ...
 
     async def verify(self, rel: PurePosixPath, *, sha256: str, size: int) -> str | None: ...
 

@@ -1,6 +1,6 @@
 """No file the tool creates, truncates or renames is reached through a link it did not
 make: the lock file, the compaction's temporary file, a workspace folder swapped for a
-link in the middle of a run (the inside-check is made again at every commit)."""
+link in the middle of a run (every commit walks its folders afresh, by descriptor)."""
 
 from __future__ import annotations
 
@@ -74,6 +74,6 @@ async def test_a_folder_swapped_for_a_link_mid_run_is_caught(tmp_path: Path,
     await store.save(PurePosixPath("acme/a.zip"), body(data), expected_length=None)
     (root / "acme").rename(tmp_path / "moved")  # the folder is swapped for a link out
     (root / "acme").symlink_to(outside)
-    with pytest.raises(FileStorageError, match="leave the output directory"):
+    with pytest.raises(FileStorageError, match="acme: is a symbolic link, not followed"):
         await store.save(PurePosixPath("acme/b.zip"), body(data), expected_length=None)
     assert list(outside.iterdir()) == []

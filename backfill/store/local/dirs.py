@@ -1,15 +1,26 @@
-"""Local directories: checked before a run writes anything, created durably."""
+"""Local directories: checked before a run writes anything, created durably, and walked
+by descriptor below the root.
+
+Below the store's root nothing is reached through a path string: :func:`walk` opens each
+folder of a key by name from its parent's descriptor (``O_DIRECTORY | O_NOFOLLOW``), so a
+symbolic link (or anything that is not a directory) met anywhere on the way is refused,
+never followed, and a folder swapped for a link between two walks is met by the next one.
+A folder that is missing is made with ``mkdir(name, dir_fd=parent)`` and made durable by
+fsyncing the parent.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
-import threading
-from collections.abc import Iterable
+import stat
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ...errors import OutputDirError, os_error_reason
+from ...errors import FileStorageError, OutputDirError, StorageError, os_error_reason
 from .durability import fsync_dir
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def prepare_dirs(dirs: Iterable[Path]) -> None:
@@ -38,30 +49,75 @@ def prepare_dirs(dirs: Iterable[Path]) -> None:
             raise OutputDirError(f"{d}: directory is not writable")
 
 
-class DurableDirs:
-    """Creates directories (and missing parents) with every new entry made durable;
-    remembers what exists. Thread-safe: worker threads share one."""
+def make_root(root: Path) -> None:
+    """Create the store's root and its missing parents, each new entry made durable. The
+    root is the user's own path: a link in it (``output_dir`` itself a link) is followed."""
+    missing: list[Path] = []
+    d = root
+    while not d.is_dir():
+        missing.append(d)
+        if d.parent == d:
+            break
+        d = d.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            if not d.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory") from None
+        fsync_dir(d.parent)
 
-    def __init__(self) -> None:
-        self._known: set[Path] = set()
-        self._lock = threading.Lock()
 
-    def ensure(self, directory: Path) -> None:
-        if directory in self._known:
-            return
-        with self._lock:  # another thread may be creating the same directories
-            missing: list[Path] = []
-            d = directory
-            while not d.is_dir():
-                missing.append(d)
-                if d.parent == d:
-                    break
-                d = d.parent
-            for d in reversed(missing):
-                try:
-                    os.mkdir(d)
-                except FileExistsError:
-                    if not d.is_dir():
-                        raise NotADirectoryError(errno.ENOTDIR, "not a directory") from None
-                fsync_dir(d.parent)
-            self._known.add(directory)
+def open_dir(parent_fd: int, name: str, *, create: bool) -> int:
+    """The folder ``name`` in ``parent_fd``, opened without following a link; if it is
+    missing and ``create``, made first (and the parent fsynced). OSError as raised:
+    FileNotFoundError when missing, NotADirectoryError for a link or a non-directory."""
+    try:
+        return os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+    except FileNotFoundError:
+        if not create:
+            raise
+    try:
+        os.mkdir(name, dir_fd=parent_fd)
+    except FileExistsError:
+        pass  # made meanwhile (another thread, another run): open whatever is there now
+    else:
+        os.fsync(parent_fd)
+    return os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+
+
+def walk(root_fd: int, root: Path, names: Sequence[str], *, create: bool,
+         error: type[StorageError] = FileStorageError) -> int:
+    """A new descriptor of the folder ``root/names[0]/…``, every step taken from its
+    parent's descriptor without following a link (the caller closes it). ``error``
+    (naming the folder's path) when one of them is a symbolic link or not a directory;
+    any other OSError propagates (missing without ``create``, permission, disk full)."""
+    fd = os.dup(root_fd)
+    try:
+        for i, name in enumerate(names):
+            try:
+                child = open_dir(fd, name, create=create)
+            except NotADirectoryError:
+                raise error(_not_followed(fd, name, root.joinpath(*names[: i + 1]))) from None
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
+                raise error(f"{root.joinpath(*names[: i + 1])}: is a symbolic link, "
+                            "not followed") from None
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _not_followed(parent_fd: int, name: str, path: Path) -> str:
+    """Why ``name`` (met as a folder) was refused: a link, or something else."""
+    try:
+        mode = os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode
+    except OSError:
+        mode = 0
+    if stat.S_ISLNK(mode):
+        return f"{path}: is a symbolic link, not followed"
+    return f"{path}: not a directory"

@@ -4,6 +4,7 @@ the journal).
 - :func:`fsync_dir` makes a directory's entries (a new name, a rename) durable.
 - :func:`replace_durably` renames a synced file over its final name and fsyncs the
   directory: killed at any instant, the final name is the old file or the new one.
+- :func:`rename_noreplace` renames into a folder only if the name there is free.
 - :func:`syncfs_function` finds ``syncfs(2)`` where it reports writeback errors
   (Linux ≥ 5.8): one call makes a whole batch of files durable.
 """
@@ -11,6 +12,8 @@ the journal).
 from __future__ import annotations
 
 import ctypes
+import errno
+import functools
 import os
 import platform
 import sys
@@ -32,6 +35,47 @@ def replace_durably(source: Path, final: Path) -> None:
     already be fsynced and in the same directory."""
     os.replace(source, final)
     fsync_dir(final.parent)
+
+
+_RENAME_NOREPLACE = 1
+# renameat2 said "not here" (an old kernel, a file system without the flag): fall back
+_NO_RENAMEAT2 = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
+
+
+@functools.cache
+def _renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
+    if sys.platform != "linux":
+        return None
+    try:
+        func = ctypes.CDLL(None, use_errno=True).renameat2  # glibc >= 2.28, musl >= 1.2.4
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func
+
+
+def rename_noreplace(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str) -> None:
+    """Rename ``src`` (in the folder ``src_dir_fd``) to ``dst`` (in ``dst_dir_fd``) unless
+    something is at ``dst``: FileExistsError then, and nothing is changed.
+
+    Atomic (``renameat2(RENAME_NOREPLACE)``) where the kernel and the file system have it;
+    elsewhere ``dst`` is looked at just before ``os.replace`` (a name made in between
+    would be replaced: the one window left, and only there)."""
+    func = _renameat2()
+    if func is not None:
+        if func(src_dir_fd, os.fsencode(src), dst_dir_fd, os.fsencode(dst),
+                _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in _NO_RENAMEAT2:
+            raise OSError(err, os.strerror(err))
+    try:
+        os.stat(dst, dir_fd=dst_dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        os.replace(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+        return
+    raise FileExistsError(errno.EEXIST, "already exists")
 
 
 def syncfs_function() -> Callable[[int], None] | None:

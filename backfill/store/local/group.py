@@ -14,15 +14,16 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import anyio
 import anyio.to_thread
 
 from ...errors import InvalidBody
 from ...zipcheck import zip_problem
-from .durability import fsync_dir, write_all
+from .durability import write_all
 from .part import LocalReceived, Part
+from .place import place
 
 
 class Job:
@@ -99,38 +100,59 @@ class GroupCommit:
                 wake.set()
 
 
+class Folders:
+    """The final folders of one batch, each walked once from the root (``open_folder``)
+    when the batch first needs it — afresh for every batch, never kept across batches —
+    and closed when the batch ends. A folder that fails fails every job in it."""
+
+    def __init__(self, open_folder: Callable[[PurePosixPath], int]) -> None:
+        self._open = open_folder
+        self._fds: dict[PurePosixPath, int | Exception] = {}
+
+    def get(self, folder: PurePosixPath) -> int:
+        got = self._fds.get(folder)
+        if got is None:
+            try:
+                got = self._open(folder)
+            except Exception as exc:  # OSError, FileStorageError: the jobs in it
+                got = exc
+            self._fds[folder] = got
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    def opened(self, folders: set[PurePosixPath]) -> list[int]:
+        return [fd for f, fd in self._fds.items() if f in folders and isinstance(fd, int)]
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            if isinstance(fd, int):
+                os.close(fd)
+        self._fds.clear()
+
+
 def commit_batch(
     jobs: list[Job], *, open_part: Callable[[Part], None],
-    check_link: Callable[[PurePosixPath, Path], None], syncfs: Callable[[int], None] | None,
+    open_folder: Callable[[PurePosixPath], int], syncfs: Callable[[int], None] | None,
 ) -> None:
-    """In a worker thread: every file written and its data made durable, then renamed,
-    then the new names made durable. A job's error is kept in the job (its .part
-    removed), never raised. No file is renamed before its data is on disk, and nothing
-    returns before the renames are.
+    """In a worker thread: every file written and its data made durable, then placed at
+    its final name (renamed, or the same bytes adopted: :func:`.place.place`), then the
+    names made durable. A job's error is kept in the job (its .part removed), never
+    raised. No file is renamed before its data is on disk, and nothing returns before
+    the renames are.
     """
     written = _write_parts(jobs, open_part)
     grouped = syncfs is not None and len(written) > 1
-    devices: dict[Path, int] = {}  # directory -> st_dev: one fstat per directory
+    folders = Folders(open_folder)
     try:
         if grouped:
-            _sync_filesystems(written, devices, syncfs)
-        renamed: list[Job] = []
-        for job in written:
-            r = job.received
-            try:
-                if not grouped:
-                    os.fsync(r.part.fd)
-                check_link(r.rel, r.final)
-                os.replace(r.part.path, r.final)
-            except Exception as exc:
-                job.error = exc
-                r.part.discard()
-            else:
-                renamed.append(job)
+            _sync_filesystems([j.received.part.fd for j in written], syncfs)
+        placed = _place_all(written, folders, fsync=not grouped)
+        in_use = folders.opened({j.received.rel.parent for j in placed})
         if grouped:
-            _sync_filesystems(renamed, devices, syncfs)
+            _sync_filesystems(in_use, syncfs)
         else:
-            _fsync_dirs(renamed)
+            _fsync_dirs(placed, folders)
     except OSError as exc:  # a syncfs failed: nothing of this batch is known durable
         for job in written:
             if job.error is None:
@@ -138,7 +160,28 @@ def commit_batch(
                 job.received.part.discard()
     finally:
         for job in written:
-            job.received.part.close()
+            job.received.part.release()
+        folders.close()
+
+
+def _place_all(written: list[Job], folders: Folders, *, fsync: bool) -> list[Job]:
+    """Each written job's file at its final name; the jobs placed (renamed or adopted)."""
+    placed: list[Job] = []
+    for job in written:
+        r = job.received
+        assert job.sha256 is not None
+        try:
+            if fsync:
+                os.fsync(r.part.fd)
+            r.part.close()
+            place(r.part, folders.get(r.rel.parent), r.final.name, r.final,
+                  replace=r.replace, size=r.total, sha256=job.sha256)
+        except Exception as exc:
+            job.error = exc
+            r.part.discard()
+        else:
+            placed.append(job)
+    return placed
 
 
 def _write_parts(jobs: list[Job], open_part: Callable[[Part], None]) -> list[Job]:
@@ -162,28 +205,22 @@ def _write_parts(jobs: list[Job], open_part: Callable[[Part], None]) -> list[Job
     return written
 
 
-def _fsync_dirs(renamed: list[Job]) -> None:
-    for directory in {job.received.final.parent for job in renamed}:
+def _fsync_dirs(placed: list[Job], folders: Folders) -> None:
+    for folder in {job.received.rel.parent for job in placed}:
         try:
-            fsync_dir(directory)
+            os.fsync(folders.get(folder))
         except OSError as exc:
-            for job in renamed:
-                if job.received.final.parent == directory:
+            for job in placed:
+                if job.received.rel.parent == folder:
                     job.error = exc
 
 
-def _sync_filesystems(
-    jobs: list[Job], devices: dict[Path, int], syncfs: Callable[[int], None] | None
-) -> None:
-    """syncfs once for each file system the jobs' open files are on."""
+def _sync_filesystems(fds: list[int], syncfs: Callable[[int], None] | None) -> None:
+    """syncfs once for each file system the open files or folders ``fds`` are on."""
     assert syncfs is not None
     seen: set[int] = set()
-    for job in jobs:
-        fd = job.received.part.fd
-        directory = job.received.final.parent
-        dev = devices.get(directory)
-        if dev is None:
-            dev = devices[directory] = os.fstat(fd).st_dev
+    for fd in fds:
+        dev = os.fstat(fd).st_dev
         if dev not in seen:
             seen.add(dev)
             syncfs(fd)

@@ -15,6 +15,7 @@ import os
 from pathlib import Path, PurePosixPath
 
 from ...naming import TEMP_SUFFIX
+from .dirs import DIR_FLAGS
 
 PART_SUFFIX = TEMP_SUFFIX  # naming keeps every final name from ending in it
 PARTIALS = ".backfill-partial"
@@ -22,15 +23,26 @@ PARTIALS = ".backfill-partial"
 
 def partials_dir(root: Path, owner: str) -> Path:
     """The private folder of partial files for ``owner`` (a manifest) under ``root``."""
-    key = hashlib.sha256(owner.encode()).hexdigest()[:16]
-    return root / PARTIALS / key
+    return root.joinpath(*partials_names(owner))
 
 
-def drop_partials(partials: Path) -> None:
-    """Remove the private folder and its parent if they are empty (blocking)."""
-    for directory in (partials, partials.parent):
-        with contextlib.suppress(OSError):  # not empty (another manifest's), or gone
-            os.rmdir(directory)
+def partials_names(owner: str) -> tuple[str, str]:
+    """The private folder's names below the root: ``(PARTIALS, <id>)``."""
+    return PARTIALS, hashlib.sha256(owner.encode()).hexdigest()[:16]
+
+
+def drop_partials(root_fd: int, names: tuple[str, str]) -> None:
+    """Remove the private folder ``names`` below the root (``root_fd``) and its parent if
+    they are empty (blocking; reached without following a link)."""
+    top, key = names
+    with contextlib.suppress(OSError):  # a link, not empty (another manifest's), or gone
+        fd = os.open(top, DIR_FLAGS, dir_fd=root_fd)
+        try:
+            with contextlib.suppress(OSError):
+                os.rmdir(key, dir_fd=fd)
+        finally:
+            os.close(fd)
+        os.rmdir(top, dir_fd=root_fd)
 
 
 def part_name(rel: PurePosixPath) -> str:
@@ -39,32 +51,47 @@ def part_name(rel: PurePosixPath) -> str:
 
 
 class Part:
-    """The open ``.part`` file of one save, in the store's private folder; ``final_dir``
-    is where it is renamed to. ``fd`` is -1 once closed (or not opened yet)."""
+    """The ``.part`` file of one save, in the store's private folder: its name there and,
+    once :meth:`open`, its descriptor and the folder's (held until the rename or the
+    discard, so both act in the folder the file was made in). ``path`` is for messages.
+    ``fd`` is -1 once closed (or not opened yet)."""
 
-    __slots__ = ("fd", "final_dir", "path")
+    __slots__ = ("dir_fd", "fd", "name", "path")
 
-    def __init__(self, path: Path, final_dir: Path) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.final_dir = final_dir
+        self.name = path.name
         self.fd = -1
+        self.dir_fd = -1
 
-    def open(self) -> None:
-        """Create the file: new (O_EXCL), never through a link (O_NOFOLLOW)."""
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                          | os.O_CLOEXEC, 0o644)
+    def open(self, dir_fd: int) -> None:
+        """Create the file in the folder ``dir_fd`` (taken over: closed with the part):
+        new (O_EXCL), never through a link (O_NOFOLLOW), readable for the zip check."""
+        self.dir_fd = dir_fd
+        self.fd = os.open(self.name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                          | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
 
     def close(self) -> None:
+        """Close the file (the folder's descriptor stays, for the rename)."""
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    def release(self) -> None:
+        """Close the file and the folder's descriptor (after the rename)."""
+        self.close()
+        if self.dir_fd >= 0:
+            fd, self.dir_fd = self.dir_fd, -1
             os.close(fd)
 
     def discard(self) -> None:
         """Close and remove the file. If removing fails, the original error matters more;
         the next run's sweep removes it."""
         self.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
+        if self.dir_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.unlink(self.name, dir_fd=self.dir_fd)
+        self.release()
 
 
 class LocalReceived:
@@ -75,12 +102,13 @@ class LocalReceived:
     file, whose ``fd`` is open for a large body and -1 for a small one).
     """
 
-    __slots__ = ("final", "hasher", "part", "rel", "tail", "total")
+    __slots__ = ("final", "hasher", "part", "rel", "replace", "tail", "total")
 
     def __init__(self, rel: PurePosixPath, final: Path, part: Part, hasher: hashlib._Hash,
                  tail: bytes, total: int) -> None:
         self.rel = rel
         self.final = final
+        self.replace = False  # set by commit: whether other bytes at the final name go
         self.part = part
         self.hasher = hasher
         self.tail = tail

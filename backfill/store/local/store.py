@@ -1,11 +1,18 @@
-"""The local-filesystem store: stream a body to ``<file>.part``, check it, fsync, rename.
+"""The local-filesystem store: stream a body to a ``.part`` file, check it, fsync, rename.
 
 A file appears under its final name only once it is complete, a readable zip and
-fsynced, together with the directory entry that names it; until then it lives as
-``<final>.part``, which any failure or cancellation removes and which
-:meth:`LocalStore.sweep` removes after a crash. So "the final name exists" always means
-"the whole, verified body is on disk". A file already at the final name is replaced
-(the journal is the authority for the output directory).
+fsynced, together with the directory entry that names it; until then it lives as a
+``.part`` file in the run's private folder (:mod:`.part`), which any failure or
+cancellation removes and which :meth:`LocalStore.sweep` removes after a crash. So "the
+final name exists" always means "the whole, verified body is on disk".
+
+Nothing is created, renamed or removed through a link the store did not make: the root
+is opened once, and every folder below it is reached by descriptor, name by name,
+without following a link, afresh at every commit (:mod:`.paths`); a link or a
+non-directory on the way fails that file (:class:`FileStorageError` naming the path),
+the run goes on. What is already at a final name is replaced only when the manifest
+recorded a file there (``commit(..., replace=True)``); otherwise the same bytes are
+adopted and anything else fails that file, untouched (:mod:`.place`).
 
 Small bodies (up to ``chunk_size``, 256 KiB by default) are buffered, then checked and
 hashed on the event loop when they inflate to at most 128 KiB (microseconds for the
@@ -38,14 +45,14 @@ import anyio.to_thread
 from anyio.from_thread import check_cancelled
 
 from ...errors import BodyTooLarge, InvalidBody, StorageError, os_error_reason, storage_error
-from ...zipcheck import check_zip, zip_problem
+from ...zipcheck import zip_problem
 from ..base import Received, Stored
-from .dirs import DurableDirs
-from .durability import fsync_dir, syncfs_function, write_all, writev_all
+from .disk import Disk
+from .durability import syncfs_function
 from .group import GroupCommit, Job, commit_batch
-from .part import PART_SUFFIX, LocalReceived, Part, drop_partials, part_name, partials_dir
+from .part import PART_SUFFIX, LocalReceived, Part, part_name, partials_names
 from .paths import Root
-from .verify import sweep_parts, verify_file
+from .verify import open_final, sweep_parts, verify_file
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
@@ -78,11 +85,12 @@ class LocalStore:
             raise ValueError("chunk_size must be >= 1")
         self._root = Root(root)
         self.root = self._root.path
-        self.partials = partials_dir(self.root, owner)  # this run's own (see .part)
+        self._partials = partials_names(owner)  # this run's own folder (see .part)
+        self.partials = self.root.joinpath(*self._partials)
+        self._disk = Disk(self._root, self._partials)
         self.max_file_bytes = max_file_bytes
         self.chunk_size = chunk_size
         self.write_size = max(write_size, chunk_size)
-        self._dirs = DurableDirs()
         self._group = GroupCommit(self._commit_batch, commit_threads)
         self._syncfs = syncfs_function() if syncfs else None
 
@@ -91,15 +99,17 @@ class LocalStore:
         return str(self.root)
 
     def target(self, rel: PurePosixPath) -> Path:
-        """Absolute final path ``root/rel``; StorageError if it would leave ``root``."""
-        return self._root.target(rel)
+        """Absolute final path ``root/rel`` (no system call); FileStorageError if it would
+        leave ``root``."""
+        return self._root.final(rel)
 
     async def save(
-        self, rel: PurePosixPath, chunks: AsyncIterable[bytes], *, expected_length: int | None
+        self, rel: PurePosixPath, chunks: AsyncIterable[bytes], *, expected_length: int | None,
+        replace: bool = False,
     ) -> Stored:
         """:meth:`receive`, then :meth:`commit`."""
         received = await self.receive(rel, chunks, expected_length=expected_length)
-        return await self.commit(received)
+        return await self.commit(received, replace=replace)
 
     async def receive(
         self, rel: PurePosixPath, chunks: AsyncIterable[bytes], *, expected_length: int | None
@@ -111,7 +121,7 @@ class LocalStore:
         re-raised; the final name is untouched.
         """
         final = self._root.final(rel)
-        part = Part(self.partials / part_name(PurePosixPath(rel)), final.parent)
+        part = Part(self.partials / part_name(PurePosixPath(rel)))
         limit = self.max_file_bytes
         if expected_length is not None and expected_length > limit:
             raise BodyTooLarge(f"body of {expected_length} bytes exceeds the {limit}-byte limit")
@@ -133,7 +143,7 @@ class LocalStore:
                 if held_len >= threshold:
                     data, held, held_len = held, [], 0
                     threshold = self.write_size
-                    await self._in_thread(final, self._write_chunks, part, hasher, data)
+                    await self._in_thread(final, self._disk.write_chunks, part, hasher, data)
             if expected_length is not None and total != expected_length:
                 raise InvalidBody(f"truncated: got {total} of {expected_length} bytes")
             buf = held[0] if len(held) == 1 else b"".join(held)
@@ -147,8 +157,10 @@ class LocalStore:
             raise
         return LocalReceived(PurePosixPath(rel), final, part, hasher, buf, total)
 
-    async def commit(self, received: Received) -> Stored:
-        """Check the zip, fsync, rename, fsync the directory (see the module docstring).
+    async def commit(self, received: Received, *, replace: bool) -> Stored:
+        """Check the zip, fsync, rename, fsync the folder (see the module docstring).
+        ``replace``: the manifest recorded a file at this key, so other bytes at the final
+        name are replaced; else they fail the file (the same bytes are adopted).
 
         On any exception or cancellation the ``.part`` file is removed (the final name is
         left untouched) and the exception re-raised.
@@ -156,9 +168,10 @@ class LocalStore:
         if not isinstance(received, LocalReceived):
             raise TypeError("LocalStore.commit() takes what LocalStore.receive() returned")
         r = received
+        r.replace = replace
         try:
             if r.part.fd >= 0:
-                return await self._in_thread(r.final, self._finish, r)
+                return await self._in_thread(r.final, self._disk.finish, r)
             # The whole body is in memory: check it here if that is quick (bounded: members
             # inflate one byte past their declared ≤ 128 KiB at most), else in a thread of
             # its own that a cancellation stops (a bomb never holds up the loop or Ctrl-C).
@@ -177,28 +190,29 @@ class LocalStore:
         if job.error is not None:
             r.discard()
             if isinstance(job.error, OSError):
-                raise storage_error(r.final, job.error) from job.error
+                raise self._translate(r.final, job.error) from job.error
             raise job.error
         assert job.sha256 is not None
         return Stored(r.rel, r.total, job.sha256)
 
     async def verify(self, rel: PurePosixPath, *, sha256: str, size: int) -> str | None:
         """None if ``root/rel`` has ``size`` bytes and this sha256, else the reason (see
-        :class:`~backfill.store.Store`). Hashes in a worker thread, fixed-size buffer."""
-        path = self.target(rel)
-        return await anyio.to_thread.run_sync(verify_file, path, sha256.lower(), size)
+        :class:`~backfill.store.Store`; a link is not followed). Hashes in a worker
+        thread, fixed-size buffer."""
+        self._root.final(rel)  # StorageError for a key that would leave the root
+        return await anyio.to_thread.run_sync(verify_file, self._root, rel, sha256.lower(),
+                                              size)
 
     @contextlib.asynccontextmanager
     async def open_read(self, rel: PurePosixPath) -> AsyncIterator[BinaryIO]:
-        path = self.target(rel)
+        """The committed file at ``rel``, never read through a link (StorageError)."""
+        path = self._root.final(rel)
         try:
-            f = await anyio.to_thread.run_sync(lambda: open(path, "rb"))  # noqa: SIM115
+            fd = await anyio.to_thread.run_sync(open_final, self._root, rel)
         except OSError as exc:
             raise StorageError(f"{path}: {os_error_reason(exc)}") from None
-        try:
+        with os.fdopen(fd, "rb") as f:
             yield f
-        finally:
-            f.close()
 
     async def sweep(self) -> int:
         """Delete what a crashed run left in this manifest's private folder, nothing else."""
@@ -206,17 +220,18 @@ class LocalStore:
 
     def remove_stale_parts(self) -> int:
         """:meth:`sweep`, blocking; only under the manifest's lock (its folder)."""
-        return sweep_parts(self.partials, PART_SUFFIX)
+        return sweep_parts(self._root, self._partials, PART_SUFFIX)
 
     async def close(self) -> None:
         """Remove the private folder if empty (every thread call has ended by now)."""
-        await anyio.to_thread.run_sync(drop_partials, self.partials)
+        await anyio.to_thread.run_sync(self._disk.close)
+
 
     # ------------------------------------------------------------------ in worker threads
 
     def _commit_batch(self, jobs: list[Job]) -> None:
-        commit_batch(jobs, open_part=self._open_part, check_link=self._root.check_link,
-                     syncfs=self._syncfs)
+        commit_batch(jobs, open_part=self._disk.open_part,
+                     open_folder=self._disk.open_folder, syncfs=self._syncfs)
 
     async def _in_thread(
         self, final: Path, func: Callable[[Unpack[_Ts]], _T], *args: *_Ts
@@ -226,38 +241,14 @@ class LocalStore:
         try:
             return await anyio.to_thread.run_sync(func, *args)
         except OSError as exc:
-            gone = exc.errno == errno.ENOENT and not os.path.isdir(self.root)  # noqa: ASYNC240
-            if gone:  # (one stat, on the error path only)
-                raise StorageError(f"{self.root}: the output directory is gone") from exc
-            raise storage_error(final, exc) from exc
+            raise self._translate(final, exc) from exc
 
-    def _open_part(self, part: Part) -> None:
-        self._dirs.ensure(part.final_dir)
-        self._dirs.ensure(part.path.parent)
-        part.open()
-
-    def _write_chunks(self, part: Part, hasher: hashlib._Hash, data: list[bytes]) -> None:
-        if part.fd < 0:
-            self._open_part(part)
-        if len(data) > 64:  # many tiny chunks (a drip): one buffer, within IOV_MAX
-            data = [b"".join(data)]
-        for chunk in data:
-            hasher.update(chunk)
-        writev_all(part.fd, data)
-
-    def _finish(self, r: LocalReceived) -> Stored:
-        part = r.part
-        r.hasher.update(r.tail)
-        write_all(part.fd, r.tail)
-        problem = check_zip(part.path, checkpoint=check_cancelled)
-        if problem is not None:
-            raise InvalidBody(problem)
-        os.fsync(part.fd)
-        part.close()
-        self._root.check_link(r.rel, r.final)
-        os.replace(part.path, r.final)
-        fsync_dir(r.final.parent)
-        return Stored(r.rel, r.total, r.hasher.hexdigest())
+    def _translate(self, final: Path, exc: OSError) -> StorageError:
+        """The StorageError of ``exc`` met for ``final``: run-wide when the output
+        directory is gone (one stat, on the error path only) or the errno says so."""
+        if exc.errno == errno.ENOENT and not os.path.isdir(self.root):
+            return StorageError(f"{self.root}: the output directory is gone")
+        return storage_error(final, exc)
 
 
 def _check_and_hash(data: bytes) -> tuple[str | bool | None, str]:

@@ -21,8 +21,9 @@ How one file is stored (``commit`` of a body that :class:`.Staging` took in and 
    object is read back and re-hashed before it is copied. A mismatch fails the file
    (``InvalidBody``, retried) and removes what this run wrote.
 5. **Already there**: the object at the key is read and hashed; the same bytes are
-   adopted as stored (no upload), other bytes are never overwritten and fail the file
-   with :class:`ObjectConflict`.
+   adopted as stored (no upload), other bytes are never overwritten — even when the
+   manifest recorded a file there (``commit``'s ``replace`` is not honoured: an object
+   store keeps what it has) — and fail the file with :class:`ObjectConflict`.
 
 Objects' sha256 are streamed in ``READ_BYTES`` pieces, so memory stays bounded by the
 upload parts in flight, whatever the file size.
@@ -171,13 +172,15 @@ class ObjectDestination(ObjectRequests):
                                           expected_length=expected_length)
 
     async def save(self, rel: PurePosixPath | str, chunks: AsyncIterable[bytes], *,
-                   expected_length: int | None) -> StoredObject:
+                   expected_length: int | None, replace: bool = False) -> StoredObject:
         """:meth:`receive` then :meth:`commit`."""
         return await self.commit(await self.receive(rel, chunks,
-                                                    expected_length=expected_length))
+                                                    expected_length=expected_length),
+                                 replace=replace)
 
-    async def commit(self, received: Received) -> StoredObject:
-        """Store a received body at its final key (module docstring, steps 1-5)."""
+    async def commit(self, received: Received, *, replace: bool = False) -> StoredObject:
+        """Store a received body at its final key (module docstring, steps 1-5; other
+        bytes there are never overwritten, whatever ``replace`` says)."""
         if not isinstance(received, Staged):
             received.discard()
             raise TypeError("commit() takes what this destination's receive() returned")

@@ -62,7 +62,7 @@ class Script:
         return self.outcomes.pop(0)
 
 
-async def commit(received: Received) -> Stored:
+async def commit(received: Received, *, replace: bool) -> Stored:
     return Stored(received.rel, received.total, "ab" * 32)
 
 

@@ -25,6 +25,7 @@ from backfill.errors import (
 )
 from backfill.store import Stored
 from backfill.store.local import LocalStore
+from backfill.store.local import place as place_module
 from backfill.store.local.part import part_name
 from backfill.zipcheck import check_zip
 
@@ -163,13 +164,13 @@ async def test_a_batch_syncs_its_data_before_any_rename_and_the_names_before_ret
         events.append("end")
 
     storage._group._run_batch = batch
-    real_replace = os.replace
+    real_rename = place_module.rename_noreplace
 
-    def replace(src: Any, dst: Any) -> None:
+    def rename(*args: Any) -> None:
         events.append("rename")
-        real_replace(src, dst)
+        real_rename(*args)
 
-    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(place_module, "rename_noreplace", rename)
 
     async def one(i: int) -> None:
         await storage.save(PurePosixPath(f"ws/f{i}.zip"), chunked(make_zip()),
@@ -288,12 +289,15 @@ async def test_cancelled_while_waiting_for_a_batch_leaves_no_part(tmp_path: Path
 
 
 @pytest.mark.anyio
-async def test_save_replaces_existing_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk_size", [1 << 20, 1024], ids=["group-commit", "part-file"])
+async def test_save_replaces_existing_file_when_the_manifest_wrote_it(
+        tmp_path: Path, chunk_size: int) -> None:
     final = tmp_path / REL
     final.parent.mkdir(parents=True)
     final.write_bytes(b"old")
     body = make_zip()
-    await LocalStore(tmp_path).save(REL, chunked(body), expected_length=None)
+    await LocalStore(tmp_path, chunk_size=chunk_size).save(REL, chunked(body),
+                                                           expected_length=None, replace=True)
     assert final.read_bytes() == body
 
 
@@ -457,7 +461,8 @@ async def test_unwritable_directory_becomes_storage_error(tmp_path: Path) -> Non
     (tmp_path / "acme-eu").write_bytes(b"a file where a directory should be")
     with pytest.raises(StorageError) as info:
         await LocalStore(tmp_path).save(REL, chunked(make_zip()), expected_length=None)
-    assert str(info.value) == f"{tmp_path / REL}: not a directory"
+    assert isinstance(info.value, FileStorageError)  # that file only
+    assert str(info.value) == f"{tmp_path / 'acme-eu'}: not a directory"  # the folder at fault
 
 
 @pytest.mark.anyio
@@ -500,16 +505,6 @@ async def test_memory_stays_flat_for_a_large_body(tmp_path: Path) -> None:
 def test_escaping_paths_refused(tmp_path: Path, rel: str) -> None:
     with pytest.raises(StorageError, match="would leave the output directory"):
         LocalStore(tmp_path / "out").target(PurePosixPath(rel))
-
-
-@pytest.mark.anyio
-async def test_symlink_out_of_root_refused(tmp_path: Path) -> None:
-    (tmp_path / "out").mkdir()
-    (tmp_path / "elsewhere").mkdir()
-    (tmp_path / "out" / "acme-eu").symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(StorageError, match="would leave the output directory"):
-        await LocalStore(tmp_path / "out").save(REL, chunked(make_zip()), expected_length=None)
-    assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
 def test_target_inside_root(tmp_path: Path) -> None:
@@ -595,12 +590,3 @@ def test_check_zip(tmp_path: Path, name: str, data: bytes, problem: str | None) 
         assert result is None
     else:
         assert result is not None and result.startswith(problem), result
-
-
-def test_symlinked_file_out_of_root_refused(tmp_path: Path) -> None:
-    storage = LocalStore(tmp_path / "out")
-    storage.target(REL)  # the directory is checked (and remembered) first
-    (tmp_path / "out" / REL).parent.mkdir(parents=True)
-    (tmp_path / "out" / REL).symlink_to(tmp_path / "secret.zip")
-    with pytest.raises(StorageError, match="would leave the output directory"):
-        storage.target(REL)

@@ -12,6 +12,7 @@ import pytest
 
 from backfill.errors import InvalidBody
 from backfill.store.local import LocalStore
+from backfill.store.local import disk as disk_module
 from backfill.store.local import store as store_module
 
 from ..test_zipcheck_bombs import BZIP2, DEFLATED, ZEROS, compressed, one_member_zip
@@ -57,7 +58,8 @@ async def test_cancelling_stops_a_long_check_at_its_next_step(
                 anyio.from_thread.run_sync(scope.cancel)
             real()
 
-        monkeypatch.setattr(store_module, "check_cancelled", checkpoint)
+        monkeypatch.setattr(store_module, "check_cancelled", checkpoint)  # in memory
+        monkeypatch.setattr(disk_module, "check_cancelled", checkpoint)  # a .part file
         await store.save(REL, body(big), expected_length=len(big))
     assert scope.cancelled_caught
     assert len(steps) == 2  # of the 16 the whole check takes
