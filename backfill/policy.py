@@ -21,7 +21,8 @@ SLOW_DOWN; 401/403 UNAUTHORIZED; 408/425/5xx and transport errors DOWN; everythi
 (a definite answer, a bad body) ANSWERED.
 
 :func:`outstanding` applies the re-run rules (:func:`rerun`) to a plan: the plan minus
-what the journal says is done.
+what the journal says is done. :func:`wrote_file` says whether the manifest put a file
+at a key's path, the one case where a new download may replace what is there.
 
 Backoff for attempt n (1-based): ``uniform(0, min(backoff_max_s, backoff_base_s * 2**(n-1)))``,
 and never less than the server's Retry-After (capped at ``retry_after_max_s``).
@@ -184,6 +185,22 @@ def rerun(kind: Kind, record: Record | None) -> Rerun:
     if kind is Kind.EXPIRED:
         return Rerun.SKIP if status in (Status.MISSING, Status.EXPIRED) else Rerun.EXPIRE
     return Rerun.FETCH
+
+
+VERIFY_FAILED = "verify: "  # the error of a record that ``backfill verify`` failed
+
+
+def wrote_file(record: Record | None) -> bool:
+    """Whether the manifest recorded a file of its own at this key's path: a completed
+    record naming it, or one ``verify`` failed (the file found missing or corrupt). Only
+    then may a download replace what is at the final path; anything else there (no
+    record, or only failures, a 404, a refusal of that very file) is not the manifest's,
+    and is adopted if it holds the same bytes, never overwritten otherwise."""
+    if record is None:
+        return False
+    if record.status is Status.COMPLETED:
+        return record.path is not None
+    return record.status is Status.FAILED and (record.error or "").startswith(VERIFY_FAILED)
 
 
 class Recorded(Protocol):

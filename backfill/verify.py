@@ -25,6 +25,7 @@ from .destination import ObjectURL
 from .engine.destination import open_run_destination
 from .errors import StorageError
 from .journal import ManifestState, Record, Status, open_journal
+from .policy import VERIFY_FAILED
 from .shards.merge import has_file
 from .shards.view import fold, part_paths
 from .store import Store
@@ -65,7 +66,7 @@ async def verify(config: Config, clock: Clock | None = None) -> dict[str, Any]:
                 if held is not None and has_file(held):
                     await journal.put(dataclasses.replace(
                         held, status=Status.FAILED, path=None, bytes=None, sha256=None,
-                        http_status=None, request_id=None, error=f"verify: {problem}",
+                        http_status=None, request_id=None, error=VERIFY_FAILED + problem,
                         updated_at=at))
         tables = None
         if not isinstance(run.output_dir, ObjectURL):  # tables are extracted locally only

@@ -30,7 +30,7 @@ from ..model import Rerun, Status, Task, Window
 from ..naming import base_url, origin, render_path, report_url
 from ..planner import requestable
 from ..planner import tasks as plan_tasks
-from ..policy import Outstanding, outstanding
+from ..policy import Outstanding, outstanding, wrote_file
 from ..settings import ResolvedRun
 from ..signing import request_headers
 from ..store import Store
@@ -152,8 +152,10 @@ class Run:
             ws = rt.ws
             headers = request_headers(ws.app_id, task.filename, ws.api_key.reveal(),
                                       ws.secret_key.reveal())
+            # other bytes at the final path are replaced only if the manifest put its own
+            # file there; else adopted when the same, never overwritten (store.base)
             await FileFetch(ctx, rt, task, url_of(task), headers,
-                            rel_of(self.config.run.layout, task), replace=True).run()
+                            rel_of(self.config.run.layout, task), wrote_file(old)).run()
 
 
 def make_client(settings: ResolvedRun, env: Mapping[str, str] | None = None) -> Client:

@@ -112,6 +112,42 @@ async def test_run_to_s3_then_rerun_status_verify_and_plan(
         assert json.loads(status.stdout)["totals"]["failed"] == 1  # verify published it
 
 
+async def test_an_object_of_other_bytes_at_a_key_fails_that_file_only(
+        s3_env: dict[str, str], tmp_path: Path) -> None:
+    """Someone's object at one file's key: never overwritten, that file fails naming the
+    key, the run goes on and the others complete (exit 1); it used to stop the run."""
+    workspaces = make_config(tmp_path / "sim").workspaces
+    async with run_simulator(workspaces, today=TODAY) as sim:
+        day = ("--today", TODAY.isoformat())
+        first_url = f"s3://{s3_env['BUCKET']}/first"
+        first_cfg = tmp_path / "first.toml"
+        first_cfg.write_text(CONFIG.format(output_dir=first_url, base_url=sim.base_url))
+        env = process_env(s3_env, tmp_path / "host1")
+        assert (await backfill(env, "run", str(first_cfg), *day, "--no-progress")).returncode == 0
+        first = Bucket(first_url, s3_env, tmp_path / "test-staging")
+        (tmp_path / "first.jsonl").write_bytes(first.get("manifest.jsonl"))
+        victim = sorted(load_manifest(tmp_path / "first.jsonl"), key=lambda r: r.key)[0]
+        assert victim.path is not None
+
+        url = f"s3://{s3_env['BUCKET']}/landing"
+        bucket = Bucket(url, s3_env, tmp_path / "test-staging2")
+        bucket.put(victim.path, b"their own object")
+        cfg = tmp_path / "backfill.toml"
+        cfg.write_text(CONFIG.format(output_dir=url, base_url=sim.base_url))
+        run = await backfill(process_env(s3_env, tmp_path / "host2"), "run", str(cfg), *day,
+                             "--no-progress")
+        assert run.returncode == 1, run.stderr.decode()
+        (tmp_path / "landing.jsonl").write_bytes(bucket.get("manifest.jsonl"))
+        records = {r.key: r for r in load_manifest(tmp_path / "landing.jsonl")}
+    assert bucket.get(victim.path) == b"their own object"
+    bad = records.pop(victim.key)
+    assert bad.status is Status.FAILED
+    assert bad.error == f"{url}/{victim.path}: an object with other bytes is already there; " \
+        "not overwritten"
+    assert len(records) == TOTAL - 1
+    assert {r.status for r in records.values()} == {Status.COMPLETED}
+
+
 async def test_a_missing_bucket_or_missing_credentials_stop_before_any_request(
         s3_env: dict[str, str], tmp_path: Path) -> None:
     workspaces = make_config(tmp_path / "sim").workspaces

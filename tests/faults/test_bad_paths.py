@@ -39,7 +39,9 @@ async def test_a_directory_at_one_final_path_fails_that_file_only(tmp_path: Path
             assert out.summary.error is None and out.summary.exit_code == 1
             records = {(r.app_id, r.filename): r for r in manifest_records(cfg)}
             bad = records[blocked.key]
-            assert bad.status is Status.FAILED and "is a directory" in (bad.error or "")
+            assert bad.status is Status.FAILED and bad.error == (  # not the manifest's
+                f"a file not written by this manifest is already at "
+                f"{final_path(cfg, blocked)} (a directory); move it away")
             others = [records[t.key].status for t in tasks if t.key != blocked.key]
             assert set(others) <= {Status.COMPLETED, Status.PENDING, Status.EXPIRED,
                                    Status.MISSING}

@@ -30,6 +30,7 @@ from backfill.policy import (
     decide_reply,
     parse_retry_after,
     rerun,
+    wrote_file,
 )
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -148,6 +149,25 @@ def _rec(status: Status, http_status: int | None = None) -> Record:
 ])
 def test_rerun_rules(kind: Kind, status: Status | None, action: str) -> None:
     assert rerun(kind, _rec(status) if status else None) == action
+
+
+@pytest.mark.parametrize(("status", "path", "error", "wrote"), [
+    (None, None, None, False),                          # never seen: not the manifest's
+    (Status.COMPLETED, "w/r_20261120.zip", None, True),
+    (Status.FAILED, None, "verify: sha256 mismatch", True),  # its own file, found corrupt
+    (Status.FAILED, None, "verify: missing", True),
+    (Status.FAILED, None, "connection lost", False),    # it never had a file there
+    (Status.FAILED, None, "a file not written by this manifest is already at /o/x.zip "
+     "(different bytes); move it away", False),         # still not its own next time
+    (Status.MISSING, None, None, False),
+    (Status.PENDING, None, None, False),
+])
+def test_only_a_file_the_manifest_recorded_may_be_replaced(
+        status: Status | None, path: str | None, error: str | None, wrote: bool) -> None:
+    record = None if status is None else Record(
+        workspace="w", app_id="A", report="r", date="2026-11-20", filename="r_20261120.zip",
+        status=status, path=path, error=error)
+    assert wrote_file(record) is wrote
 
 
 @pytest.mark.parametrize("kind", [Kind.FETCHABLE, Kind.BOUNDARY, Kind.EXPIRED])

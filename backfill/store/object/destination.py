@@ -23,7 +23,8 @@ How one file is stored (``commit`` of a body that :class:`.Staging` took in and 
 5. **Already there**: the object at the key is read and hashed; the same bytes are
    adopted as stored (no upload), other bytes are never overwritten — even when the
    manifest recorded a file there (``commit``'s ``replace`` is not honoured: an object
-   store keeps what it has) — and fail the file with :class:`ObjectConflict`.
+   store keeps what it has) — and fail that file with :class:`ObjectConflict` (the run
+   goes on).
 
 Objects' sha256 are streamed in ``READ_BYTES`` pieces, so memory stays bounded by the
 upload parts in flight, whatever the file size.
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import anyio
 import anyio.to_thread
 
-from ...errors import InvalidBody, StorageError
+from ...errors import FileStorageError, InvalidBody, StorageError
 from ...zipcheck import check_zip, zip_problem
 from ..base import Received, Store, Stored
 from .backend import KeyExists, KeyMissing, translate
@@ -58,8 +59,8 @@ TMP_DIR = ".backfill-tmp"
 READ_BYTES = 1024 * 1024
 
 
-class ObjectConflict(StorageError):
-    """Another object with other bytes is at the key: it is left alone."""
+class ObjectConflict(FileStorageError):
+    """Another object with other bytes is at the key: it is left alone, that file fails."""
 
 
 @dataclass(frozen=True, slots=True)
