@@ -589,6 +589,7 @@ def main(quick: bool = False, only: Sequence[str] | None = None, repeats: int | 
         profile_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     chosen = [sc for sc in scenarios(quick) if not only or sc.name in only]
+    h.compile_engine(Path(os.environ.get("BENCH_ENGINE_SRC") or h.ROOT))
     with contextlib.ExitStack() as stack:
         net = None
         if any(sc.kernel_delay for sc in chosen):
