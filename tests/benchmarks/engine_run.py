@@ -10,6 +10,7 @@ and the summary's totals.
 
 from __future__ import annotations
 
+import gc
 import json
 import resource
 import sys
@@ -75,3 +76,4 @@ def main(spec_path: str) -> dict[str, Any]:
 
 if __name__ == "__main__":
     print(json.dumps(main(sys.argv[1])))
+    gc.freeze()  # the process ends as the console script ends (backfill.cli.entry)
