@@ -169,28 +169,77 @@ class WorkspacePlan:
 
 
 def summarize(wins: Sequence[Window]) -> list[WorkspacePlan]:
-    """Per workspace and report counts, computed by streaming :func:`tasks`."""
+    """Per workspace and report counts: the figures of streaming :func:`tasks`, computed
+    by arithmetic on each window's age ranges (closed-form schedule counts; a binary
+    search for the first file not ready yet), so a plan of a million files costs
+    milliseconds, not a pass over a million tasks (tests check both agree)."""
     plans = {w.workspace.name: WorkspacePlan(w, [ReportPlan(r) for r in w.workspace.reports])
              for w in wins}
     index = {w.workspace.name: {r.name: i for i, r in enumerate(w.workspace.reports)}
              for w in wins}
-    for t in tasks(wins):
-        rp = plans[t.workspace.name].reports[index[t.workspace.name][t.report.name]]
-        rp.dates += 1
-        rp.first = rp.first or t.day
-        rp.last = t.day
-        if t.kind is Kind.FUTURE:
-            rp.future += 1
-        elif t.kind is Kind.EXPIRED:
-            rp.expired += 1
-        else:
-            rp.fetch += 1
-            rp.boundary += t.kind is Kind.BOUNDARY
-            rp.today += t.maybe_not_generated
+    for w in wins:
+        if w.start > w.end:
+            continue
+        reports = plans[w.workspace.name].reports
+        for report in w.workspace.reports:
+            _count(reports[index[w.workspace.name][report.name]], report, w)
     for w in wins:
         for rp in plans[w.workspace.name].reports:
             rp.dropped = rp.report.schedule.count(w.requested_start, w.start)
     return list(plans.values())
+
+
+_ONE: Final = timedelta(days=1)
+
+
+def _count(rp: ReportPlan, report: Report, w: Window) -> None:
+    """Add one window's files of ``report`` to ``rp`` (see :func:`summarize`)."""
+    schedule, today = report.schedule, w.today
+    first = schedule.next_on_or_after(w.start)
+    last = schedule.last_on_or_before(w.end)
+    if first is None or last is None or first > w.end or last < w.start:
+        return
+    rp.first = first if rp.first is None else min(rp.first, first)
+    rp.last = last if rp.last is None else max(rp.last, last)
+    # Inclusive date ranges by age (classify), clipped to the window; in each, the files
+    # before their at hour + ready_buffer (a suffix of the range: ready_at grows with
+    # the date) count as FUTURE, as tasks() makes them.
+    boundary = today - timedelta(days=EXPIRY_DAYS)
+    for kind, lo, hi in (
+        (Kind.EXPIRED, w.start, min(w.end, boundary - _ONE)),
+        (Kind.BOUNDARY, max(w.start, boundary), min(w.end, boundary)),
+        (Kind.FETCHABLE, max(w.start, boundary + _ONE), min(w.end, today)),
+        (Kind.FUTURE, max(w.start, today + _ONE), w.end),
+    ):
+        if lo > hi:
+            continue
+        cut = lo if kind is Kind.FUTURE else _first_unready(report, lo, hi, w.now_local)
+        ready, unready = schedule.count(lo, cut), schedule.count(cut, hi + _ONE)
+        rp.dates += ready + unready
+        rp.future += unready
+        if kind is Kind.FUTURE:
+            rp.future += ready
+        elif kind is Kind.EXPIRED:
+            rp.expired += ready
+        else:
+            rp.fetch += ready
+            rp.boundary += ready if kind is Kind.BOUNDARY else 0
+            rp.today += int(lo <= today < cut and schedule.includes(today))
+
+
+def _first_unready(report: Report, lo: date, hi: date, now_local: datetime | None) -> date:
+    """The first date in ``[lo, hi]`` whose file is not ready at ``now_local`` (``hi`` + 1
+    day when all are): a binary search, as readiness only ever turns from yes to no."""
+    if now_local is None or report.timing.at is None:
+        return hi + _ONE
+    ready, low, high = report.timing.ready, 0, (hi - lo).days + 1
+    while low < high:
+        mid = (low + high) // 2
+        if ready(lo + timedelta(days=mid), now_local):
+            low = mid + 1
+        else:
+            high = mid
+    return lo + timedelta(days=low)
 
 
 def next_ready(win: Window) -> tuple[datetime, Report] | None:

@@ -107,6 +107,22 @@ class Schedule:
                 y, m = (y + 1, 1) if m == 12 else (y, m + 1)
         return day
 
+    def last_on_or_before(self, day: date) -> date | None:
+        """The last generation date on or before ``day`` (None: a one-time report's
+        dates all come later)."""
+        if self.kind == "once":
+            return next((d for d in reversed(self.dates) if d <= day), None)
+        if self.kind == "weekly":
+            return day - timedelta(days=(day.weekday() - self.value) % 7)
+        if self.kind == "monthly":
+            y, m = day.year, day.month
+            while True:
+                hit = date(y, m, month_day(self.value, y, m))
+                if hit <= day:
+                    return hit
+                y, m = (y - 1, 12) if m == 1 else (y, m - 1)
+        return day
+
     def __str__(self) -> str:
         if self.kind == "weekly":
             return f"weekly:{WEEKDAYS[self.value]}"

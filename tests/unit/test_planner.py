@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import itertools
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,6 +26,7 @@ from backfill.config import (
     RunSettings,
     Schedule,
     Secret,
+    Timing,
     Workspace,
 )
 from backfill.planner import Kind, classify, summarize, tasks, today_in, todays, window, windows
@@ -214,6 +217,61 @@ def test_summary_matches_the_model(plan: tuple[list[Spec], str, str]) -> None:
             assert rp.last == (listed[-1] if listed else None)
 
 
+def streamed_summary(wins: list[planner.Window]) -> list[planner.WorkspacePlan]:
+    """The reference: counts made by streaming every task (how summarize used to work)."""
+    plans = {w.workspace.name: planner.WorkspacePlan(
+        w, [planner.ReportPlan(r) for r in w.workspace.reports]) for w in wins}
+    index = {w.workspace.name: {r.name: i for i, r in enumerate(w.workspace.reports)}
+             for w in wins}
+    for t in tasks(wins):
+        rp = plans[t.workspace.name].reports[index[t.workspace.name][t.report.name]]
+        rp.dates += 1
+        rp.first = rp.first or t.day
+        rp.last = t.day
+        if t.kind is Kind.FUTURE:
+            rp.future += 1
+        elif t.kind is Kind.EXPIRED:
+            rp.expired += 1
+        else:
+            rp.fetch += 1
+            rp.boundary += t.kind is Kind.BOUNDARY
+            rp.today += t.maybe_not_generated
+    for w in wins:
+        for rp in plans[w.workspace.name].reports:
+            rp.dropped = rp.report.schedule.count(w.requested_start, w.start)
+    return list(plans.values())
+
+
+timings = st.one_of(
+    st.just(Timing()),
+    st.builds(Timing, st.times().map(lambda t: t.replace(second=0, microsecond=0)),
+              st.integers(0, 40 * 24 * 60).map(lambda m: timedelta(minutes=m))),
+)
+
+
+@st.composite
+def timed_windows(draw: st.DrawFn) -> list[planner.Window]:
+    """Windows with at hours, ready buffers (up to 40 days) and a moment of planning."""
+    today = draw(st.dates(date(2025, 9, 1), date(2026, 12, 31)))
+    wins = []
+    for i in range(draw(st.integers(1, 3))):
+        reports = [(f"R{j}", draw(schedules)) for j in range(draw(st.integers(1, 3)))]
+        w = ws(f"w{i}", reports)
+        w = dataclasses.replace(w, reports=tuple(
+            dataclasses.replace(r, timing=draw(timings)) for r in w.reports))
+        now = draw(st.none() | st.datetimes(datetime.combine(today, dtime.min),
+                                            datetime.combine(today, dtime.max)))
+        start, end = (DateSpec.parse(draw(date_specs)) for _ in range(2))
+        wins.append(window(w, today, start, end, now.replace(tzinfo=UTC) if now else None))
+    return wins
+
+
+@settings(max_examples=300, deadline=None)
+@given(timed_windows())
+def test_summary_by_arithmetic_equals_streaming_every_task(wins: list[planner.Window]) -> None:
+    assert summarize(wins) == streamed_summary(wins)
+
+
 def test_cap_keeps_the_latest_90_days() -> None:
     w = ws("acme", ["Daily", ("Weekly", "weekly:mon"), ("Monthly", "monthly:1")])
     today = date(2026, 11, 27)
@@ -241,6 +299,17 @@ def test_count_scheduled_matches_counting_day_by_day(first: date, n: int, schedu
     stop = first + timedelta(n)
     expected = sum(scheduled(schedule, d) for d in days(first, stop - timedelta(1))) if n > 0 else 0
     assert Schedule.parse(schedule).count(first, stop) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(day=st.dates(date(1999, 1, 1), date(2031, 1, 1)), schedule=schedules)
+def test_last_on_or_before_is_the_latest_scheduled_date(day: date, schedule: str) -> None:
+    earlier = [d for d in days(day - timedelta(62), day) if scheduled(schedule, d)]
+    got = Schedule.parse(schedule).last_on_or_before(day)
+    if earlier:
+        assert got == earlier[-1]
+    else:  # only a one-time report has no date in two months
+        assert schedule.startswith("once:") and (got is None or got < day - timedelta(62))
 
 
 def test_a_start_centuries_back_is_counted_without_walking_every_day() -> None:
