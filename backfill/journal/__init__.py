@@ -4,6 +4,7 @@ One compact JSON object per line; the last line for a key ``(app_id, filename)``
 
     record.py      Record and its line codec (pure)
     state.py       ManifestState (latest record per key, packed) and load_manifest
+    halves.py      a big file parsed on two cores (the second half in a forked child)
     lock.py        ManifestLock: one run per manifest (flock)
     batching.py    when the writer writes and fsyncs (pure)
     file.py        the file opened for appending; a torn last line repaired first
