@@ -93,11 +93,12 @@ def parse_halves(fd: int, cut: int, size: int, here: Callable[[BinaryIO], A],
     one, in place of its result). An exception of ``here`` is raised (the child is
     then killed); a child that gives no answer has its half parsed here."""
     child = _fork(fd, cut, size, there)
+    answer = _LOST
     try:
         first = here(byte_range(fd, 0, cut))
         answer = _receive(child)
     finally:
-        _reap(child)
+        _reap(child, answered=answer is not _LOST)
     if answer is _LOST:
         try:
             return first, there(byte_range(fd, cut, size))
@@ -194,12 +195,15 @@ def _receive(child: _Child) -> Any:
     return _LOST
 
 
-def _reap(child: _Child) -> None:
+def _reap(child: _Child, *, answered: bool) -> None:
+    """Wait for the child; killed first unless it answered (then it is leaving anyway,
+    and a pid someone else reaped is never signalled)."""
     if child is None:
         return
     pid, r = child
     os.close(r)
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGKILL)  # done already, or no longer wanted
+    if not answered:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
