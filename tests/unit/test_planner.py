@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -95,6 +96,13 @@ def test_task_fields() -> None:
     assert (task.age, task.kind) == (7, Kind.BOUNDARY)
     assert task.key == ("ACME", "Report_-_test_20210217.zip")
     assert not task.maybe_not_generated
+    # a genuine, frozen Task, equal to one made by its own constructor
+    assert type(task) is planner.Task and isinstance(task, planner.Task)
+    assert task == planner.Task(w, w.reports[0], date(2021, 2, 17),
+                                "Report_-_test_20210217.zip", 7, Kind.BOUNDARY)
+    assert hash(task) == hash(dataclasses.replace(task))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        task.age = 1  # type: ignore[misc]
 
 
 # ----------------------------------------------------------------------- the model
@@ -388,14 +396,16 @@ def huge_windows(n_ws: int = 2000, n_reports: int = 50) -> list[planner.Window]:
 def test_tasks_is_lazy(monkeypatch: pytest.MonkeyPatch) -> None:
     wins = huge_windows()
     made = 0
-    set_workspace, *others = planner._TASK_SLOTS  # every Task built gets its workspace set
 
-    def counting(task: object, value: object) -> None:
-        nonlocal made
-        made += 1
-        set_workspace(task, value)
+    class Counting(planner._Filling):  # every Task is built as one
+        __slots__ = ()
 
-    monkeypatch.setattr(planner, "_TASK_SLOTS", (counting, *others))
+        def __init__(self, *fields: Any) -> None:
+            nonlocal made
+            made += 1
+            super().__init__(*fields)
+
+    monkeypatch.setattr(planner, "_Filling", Counting)
     stream = tasks(wins)
     assert inspect.isgenerator(stream)
     assert made == 0
