@@ -29,7 +29,7 @@ from typing import Any, BinaryIO, Final, TypeVar
 
 A = TypeVar("A")
 
-SPLIT_MIN_BYTES: Final = 32 << 20
+SPLIT_MIN_BYTES: Final = 64 << 20
 _BUFFER: Final = 1 << 20
 _FRAME: Final = struct.Struct("<Q")  # a frame's length; the top bit: a pickled exception
 _ERROR: Final = 1 << 63
