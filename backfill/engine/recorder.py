@@ -58,10 +58,13 @@ class Recorder:
             request_id=outcome.request_id,
             updated_at=self._clock.wall().strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
-        # Shielded: once a file is durable its record must reach the journal, even when the
-        # run is being cancelled (otherwise the next run would fetch it again).
-        with anyio.CancelScope(shield=True):
-            await self._journal.put(rec)
+        # Once a file is durable its record must reach the journal, even when the run is
+        # being cancelled (otherwise the next run would fetch it again): queued at once
+        # when the writer has room (nothing there can be cancelled; no cancel scope to
+        # make per file), else waited for under a shield.
+        if not self._journal.put_nowait(rec):
+            with anyio.CancelScope(shield=True):
+                await self._journal.put(rec)
         self.count(rt, rec, fetched=outcome.fetched)
 
     def count(self, rt: WorkspaceRun, rec: Record, *, fetched: bool) -> None:

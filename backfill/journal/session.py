@@ -50,6 +50,17 @@ class Journal:
     async def put(self, record: Record) -> None:
         """Queue ``record`` for the journal (waits while the writer's queue is full)."""
         await self.writer.put(record)
+        self._count_key(record)
+
+    def put_nowait(self, record: Record) -> bool:
+        """Queue ``record`` if the writer's queue has room now (True), else nothing (False);
+        never yields to the event loop."""
+        if not self.writer.put_nowait(record):
+            return False
+        self._count_key(record)
+        return True
+
+    def _count_key(self, record: Record) -> None:
         if record.key not in self.state:
             self.new_keys += 1
 

@@ -89,18 +89,30 @@ class ManifestWriter:
         written, such a line would make the whole manifest unreadable once followed by
         another one. Checking costs about as much as serialising.
         """
+        if self.put_nowait(record):  # no yield to the loop when there is room
+            return
+        try:
+            await self._send.send(record.to_line())
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            raise self._closed() from None
+        self._wake.set()
+
+    def put_nowait(self, record: Record) -> bool:
+        """Queue ``record`` if there is room now (True; never yields), else nothing (False)."""
         line = record.to_line()
         check_line(line)
         try:
-            try:
-                self._send.send_nowait(line)  # no yield to the loop when there is room
-            except anyio.WouldBlock:
-                await self._send.send(line)
+            self._send.send_nowait(line)
+        except anyio.WouldBlock:
+            return False
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            if self._state == "failed":
-                raise self._stopped() from None
-            raise RuntimeError("ManifestWriter.put() after close()") from None
+            raise self._closed() from None
         self._wake.set()
+        return True
+
+    def _closed(self) -> BaseException:
+        failed = self._state == "failed"
+        return self._stopped() if failed else RuntimeError("ManifestWriter.put() after close()")
 
     async def flush(self) -> None:
         """Return once everything put so far is written and fsynced."""

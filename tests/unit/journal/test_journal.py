@@ -423,6 +423,20 @@ async def test_put_waits_when_the_buffer_is_full(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
+async def test_put_nowait_queues_only_while_there_is_room(tmp_path: Path) -> None:
+    writer = ManifestWriter(tmp_path / "m.jsonl", buffer=2)
+    assert writer.put_nowait(rec(0)) and writer.put_nowait(rec(1))
+    assert not writer.put_nowait(rec(2))  # full: nothing queued, nothing waited for
+    with pytest.raises(ValueError):
+        writer.put_nowait(rec(3, bytes=-1))  # checked like put()
+    await writer.close()
+    await writer.run()
+    assert (tmp_path / "m.jsonl").read_bytes() == rec(0).to_line() + rec(1).to_line()
+    with pytest.raises(RuntimeError, match="after close"):
+        writer.put_nowait(rec(4))
+
+
+@pytest.mark.anyio
 async def test_flush_writes_and_fsyncs(tmp_path: Path) -> None:
     path = tmp_path / "m.jsonl"
     writer = ManifestWriter(path, fsync_interval_s=1000)
