@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
-import pendulum
-
 from .destination import (
     ObjectURL,
     ObjectURLError,
@@ -52,6 +50,7 @@ from .naming import (
 from .proxy import ProxyTable
 from .safe_open import NotRegularFile, dangling_link, read_small
 from .schedule import DEFAULT_READY_BUFFER, Schedule, Timing, parse_clock, parse_duration
+from .zones import zone
 
 GIB = 1024**3
 MANIFEST_NAME = "manifest.jsonl"  # the manifest's default name, inside output_dir
@@ -625,8 +624,8 @@ class _WorkspaceReader:
     def timezone(self) -> str:
         tz = _str(self.p, self.at("timezone"), self.merged, "timezone", "UTC")
         try:
-            pendulum.timezone(tz)
-        except (ValueError, OSError):  # InvalidTimezone; "Europe" is a directory of tzdata
+            zone(tz)
+        except (ValueError, OSError):  # unknown; "Europe" is a directory of tzdata
             self.p.add(self.at("timezone"), "timezone",
                        f"unknown time zone {tz!r} (an IANA name like 'Europe/Berlin')")
             tz = "UTC"

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Final
 
-import pendulum
-
 from .config import Config, DateSpec, Report, Workspace
 from .errors import ConfigError
 
@@ -29,6 +27,7 @@ from .model import Task as Task
 from .model import Window as Window
 from .model import classify as classify
 from .naming import filename_stem, filename_suffix
+from .zones import local
 
 MAX_RANGE_DAYS = 90
 # 'today' and a range's last date must lie here, so that stepping a few days (or the
@@ -39,7 +38,7 @@ FIRST_DAY, LAST_DAY = date(1000, 1, 1), date(9000, 12, 31)
 
 def today_in(tz: str, now: datetime) -> date:
     """The calendar date at instant ``now`` in time zone ``tz``."""
-    return pendulum.instance(now).in_timezone(tz).date()
+    return local(now, tz).date()
 
 
 def todays(workspaces: Iterable[Workspace], now: datetime) -> dict[str, date]:
@@ -49,8 +48,8 @@ def todays(workspaces: Iterable[Workspace], now: datetime) -> dict[str, date]:
 
 def local_now(tz: str, now: datetime) -> datetime:
     """Wall time (naive) at instant ``now`` in time zone ``tz``."""
-    local = pendulum.instance(now).in_timezone(tz)
-    return datetime(local.year, local.month, local.day, local.hour, local.minute, local.second)
+    wall = local(now, tz)
+    return datetime(wall.year, wall.month, wall.day, wall.hour, wall.minute, wall.second)
 
 
 def window(ws: Workspace, today: date, start: DateSpec, end: DateSpec,

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import pendulum
-
 from .config import Workspace
 from .journal.record import Record
 from .model import EXPIRY_DAYS, Status
@@ -26,6 +24,9 @@ STATUSES: tuple[str, ...] = ("completed", "missing", "expired", "failed", "pendi
 def expires_at(day: date, tz: str) -> datetime:
     """The instant a file generated on ``day`` can no longer be fetched: the end of its
     age-7 day in the workspace's zone (the planner never requests age ≥ 8)."""
+    import pendulum  # here: pendulum's rules for a midnight that does not exist or exists
+    # twice (DST); its import (~20 ms) is paid by the first file at risk, not by start-up
+
     last = day + timedelta(days=EXPIRY_DAYS + 1)
     return pendulum.datetime(last.year, last.month, last.day, tz=tz)
 
