@@ -29,7 +29,7 @@ import os
 import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from urllib.parse import urljoin, urlsplit
 
@@ -97,7 +97,10 @@ class Reply:
     headers: Mapping[str, str]
     content_length: int | None
     _resp: aiohttp.ClientResponse
-    _secrets: tuple[str, ...] = ()  # what the server may echo back: scrubbed from its text
+    # what the server may echo back (the request's credentials, ``_extra``): scrubbed from
+    # its text, worked out only then (an error's text), not for every reply
+    _headers: Mapping[str, str] = field(default_factory=dict)
+    _extra: tuple[str, ...] = ()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives: each piece as the socket delivered it (up to 256 KiB),
@@ -125,7 +128,8 @@ class Reply:
         return (self._text(msg, 500) if msg else None), (self._text(rid, 200) if rid else None)
 
     def _text(self, value: object, limit: int) -> str:
-        return scrub(_printable(str(value)), self._secrets)[:limit]
+        secrets = request_secrets(self._headers, self._extra)
+        return scrub(_printable(str(value)), secrets)[:limit]
 
 
 def _printable(text: str) -> str:
@@ -239,7 +243,7 @@ class Client:
                 yield Reply(
                     status=resp.status, url=current, headers=resp.headers,
                     content_length=int(length) if length and length.isdigit() else None,
-                    _resp=resp, _secrets=request_secrets(headers, secrets),
+                    _resp=resp, _headers=headers, _extra=tuple(secrets),
                 )
             finally:
                 resp.release()
