@@ -30,7 +30,8 @@ times, interleaved with the others (so drift hits them alike); figures are media
 time and CPU are the whole process's, spawn to exit, start-up included. The page cache is
 flushed (``sync``) before every run, since peers do not fsync and their dirty pages would
 otherwise be written during the next client's run. Each run writes into a new directory
-under a top directory (``harness.runs_dir``): on this journal-less ext4 a new file next
+under a top directory (``harness.runs_dir``), and its output is set aside, not deleted,
+until the bench ends (``harness.discard_run``): on this journal-less ext4 a new file next
 to thousands just deleted cost 0.3-0.75 ms of kernel CPU to create.
 
 Run: ``python -m tests.benchmarks.bench_transfer [--quick] [--only SCENARIO,...]``.
@@ -263,7 +264,7 @@ def run_client(sc: Scenario, client: str, server: h.Server | None, work: Path,
                    "user_s": use.user_s, "sys_s": use.sys_s,
                    "peak_rss_mib": use.peak_rss_mib, "bytes": nbytes}
     finally:
-        h.drop_tree(out)
+        h.discard_run(out, sc.data.files)
     if server is not None:
         row["server_cpu_share"] = (h.process_cpu_s(server.pid) - server_cpu0) / row["wall_s"]
     if helper is not None:
@@ -567,7 +568,7 @@ def _resume_run(sc: Scenario, work: Path, profile: str | None) -> dict[str, Any]
         os.sync()
         res = _engine(sc, "http://127.0.0.1:9", work, out, profile)
     finally:
-        h.drop_tree(out)
+        h.drop_tree(out)  # one manifest: nothing to set aside
     if res["requests"] or res["totals"]["completed"] + res["totals"]["expired"] != written:
         raise RuntimeError(f"resume run did not skip everything: {res}")
     return {"files": written, "wall_s": res["process"]["wall_s"],
@@ -587,9 +588,19 @@ def main(quick: bool = False, only: Sequence[str] | None = None, repeats: int | 
     work.mkdir(parents=True, exist_ok=True)
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any]] = []
     chosen = [sc for sc in scenarios(quick) if not only or sc.name in only]
     h.compile_engine(Path(os.environ.get("BENCH_ENGINE_SRC") or h.ROOT))
+    h.empty_trash()  # a killed bench's, before anything is measured
+    try:
+        return _main(chosen, repeats, clients, profile_dir, work, quick, log)
+    finally:
+        h.empty_trash()
+
+
+def _main(chosen: list[Scenario], repeats: int, clients: Sequence[str] | None,
+          profile_dir: Path | None, work: Path, quick: bool,
+          log: Callable[[str], None]) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         net = None
         if any(sc.kernel_delay for sc in chosen):

@@ -325,6 +325,28 @@ def run_dir(name: str) -> Path:
     return runs_dir() / f"{name}-{os.getpid()}-{next(_RUNS)}"
 
 
+def discard_run(out: Path, files: int) -> None:
+    """Delete a finished run's output, or, if it has many ``files``, set it aside in the
+    trash of :func:`runs_dir` (removed by :func:`empty_trash` once the bench ends):
+    deleted now, thousands of inodes would be "recently deleted" for the next client's
+    run (see :func:`runs_dir`). A few large files are deleted: no inodes to speak of."""
+    if files < 1000:
+        drop_tree(out)
+        return
+    trash = runs_dir() / "trash"
+    trash.mkdir(exist_ok=True)
+    try:
+        out.rename(trash / out.name)
+    except OSError:
+        drop_tree(out)
+
+
+def empty_trash() -> None:
+    """Remove what :func:`discard_run` set aside (at the end of a bench, or left by a
+    killed one at the start)."""
+    drop_tree(runs_dir() / "trash")
+
+
 def runs_dir() -> Path:
     """``bench-output/tmp/runs``, the parent of every client's output directory, flagged
     as a *top directory* (``chattr +T``) where the file system has the flag (ext4).
