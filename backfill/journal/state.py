@@ -8,7 +8,7 @@ Memory: a loaded 1,000,000-record manifest holds each key's latest record packed
 one ``bytes`` object (repeated strings interned into a table), about 250 bytes per key;
 :class:`Record` objects are built on demand.
 
-Speed: a big manifest's second half is parsed at the same time in a forked child
+Speed: a big manifest's spans are shared out between this process and a forked child
 (:mod:`.halves`), whose records refer to its own string table (table 1, in the flags).
 """
 
@@ -64,7 +64,7 @@ class ManifestState:
     __slots__ = ("_apps", "_index", "_strings", "_tables", "_tag", "lines", "torn_line")
 
     def __init__(self, table: int = 0) -> None:
-        """``table`` 1: the state a helper process loads, merged later (see _merge)."""
+        """``table`` 1: the state a helper process loads into, taken later (see _take)."""
         self._apps: dict[builtins.bytes, dict[builtins.bytes, builtins.bytes]] = {}
         self._strings: list[str] = [""]
         self._tables: list[list[str]] = [[""]] * table + [self._strings]
@@ -225,54 +225,100 @@ _Records = dict[builtins.bytes, builtins.bytes]  # one app_id's: filename -> pac
 
 
 def _read(state: ManifestState, f: BinaryIO, keep: Callable[[str], bool] | None) -> None:
-    """All lines into ``state``; a big file's second half in a helper process at the
-    same time (same result, line numbers and errors as reading it in one go)."""
+    """All lines into ``state``; a big file's spans shared with a helper process (same
+    result, line numbers and errors as reading it in one go)."""
     fd = f.fileno()
     size = os.fstat(fd).st_size
-    cut = halves.cut_point(fd, size) if halves.worth_splitting(size) else size
-    if cut >= size:
+    ranges = halves.spans(fd, size) if halves.worth_splitting(size) else []
+    if len(ranges) < 2:
         part = _load_lines(state, f, keep)
         state.lines = part.lines
         state.torn_line = None if part.bad is None else part.bad[0]
         return
-    first, second = halves.parse_halves(
-        fd, cut, size, lambda lines: _load_lines(state, lines, keep),
-        lambda lines: _helper(lines, keep))
-    if isinstance(second, _Corrupt):
-        raise _Corrupt(*first.bad) if first.bad else _Corrupt(
-            first.lines + second.args[0], second.args[1])
-    if isinstance(second, Exception):
-        raise second
-    (bad, lines, blanks), strings = second[0]
-    part = _Part(None if bad is None else (bad[0], bad[1]), lines, blanks)
-    if first.bad is not None and part.lines > part.blanks:
-        raise _Corrupt(*first.bad)
-    _merge(state, second[1:], strings)
-    state.lines = first.lines + part.lines
-    bad = first.bad or (part.bad and (first.lines + part.bad[0], part.bad[1]))
-    state.torn_line = None if bad is None else bad[0]
+    parts: dict[int, _Part | _Corrupt] = {}
+    spans: dict[int, dict[builtins.bytes, _Records]] = {}
+    helper = ManifestState(table=1)  # filled in the child only
+
+    def here(i: int, lines: BinaryIO) -> None:
+        parts[i], spans[i] = _load_span(_sharing(state), lines, keep)
+
+    def there(i: int, lines: BinaryIO) -> None:
+        parts[i], spans[i] = _load_span(_sharing(helper), lines, keep)
+
+    def answer(done: list[int]) -> list[Any]:  # plain types, for marshal
+        head = [(i, *_plain(parts[i])) for i in done]
+        return [(helper._strings, head), *((i, app, inner) for i in done
+                                           for app, inner in spans[i].items())]
+
+    _, reply = halves.share(fd, ranges, here, there, answer)
+    if reply is not None:
+        _take(reply, state, parts, spans)
+    for i in set(range(len(ranges))) - set(parts):
+        here(i, halves.byte_range(fd, *ranges[i]))
+    _chain(state, [parts[i] for i in range(len(ranges))], spans)
 
 
-def _helper(lines: BinaryIO, keep: Callable[[str], bool] | None) -> list[Any]:
-    """In the helper process: its lines into a state of its own (string table 1); as
-    plain pieces for marshal: (its _Part's fields, the table), then (app_id, records)."""
-    state = ManifestState(table=1)
-    part = _load_lines(state, lines, keep)
-    return [(tuple(part), state._strings), *state._apps.items()]
+def _plain(part: _Part | _Corrupt) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]:
+    """(the _Part's fields, None) or (None, the _Corrupt's arguments)."""
+    return (tuple(part), None) if isinstance(part, _Part) else (None, part.args)
 
 
-def _merge(state: ManifestState, apps: Iterable[tuple[builtins.bytes, _Records]],
-           strings: list[str]) -> None:
-    """Add the helper's later records: each key's newest wins, first appearance orders."""
-    assert len(state._tables) == 1
+def _sharing(base: ManifestState) -> ManifestState:
+    """An empty state of its own records that interns into ``base``'s string table."""
+    s = ManifestState()
+    s._strings, s._index, s._tables, s._tag = base._strings, base._index, base._tables, base._tag
+    return s
+
+
+def _load_span(s: ManifestState, lines: BinaryIO, keep: Callable[[str], bool] | None,
+               ) -> tuple[_Part | _Corrupt, dict[builtins.bytes, _Records]]:
+    try:
+        return _load_lines(s, lines, keep), s._apps
+    except _Corrupt as exc:
+        return exc, {}
+
+
+def _take(reply: list[Any], state: ManifestState, parts: dict[int, _Part | _Corrupt],
+          spans: dict[int, dict[builtins.bytes, _Records]]) -> None:
+    """The helper's answer: its string table (table 1), each span's part, its records."""
+    strings, head = reply[0]
     state._tables.append(strings)
-    mine = state._apps
-    for app, inner in apps:
-        have = mine.get(app)
-        if have is None:
-            mine[app] = inner
+    for i, part, corrupt in head:
+        if part is not None:
+            bad, lines, blanks = part
+            parts[i] = _Part(None if bad is None else (bad[0], bad[1]), lines, blanks)
         else:
-            have.update(inner)
+            parts[i] = _Corrupt(*corrupt)
+        spans[i] = {}
+    for i, app, inner in reply[1:]:
+        spans[i][app] = inner
+
+
+def _chain(state: ManifestState, parts: list[_Part | _Corrupt],
+           spans: dict[int, dict[builtins.bytes, _Records]]) -> None:
+    """The spans' records into ``state`` in file order (each key's newest wins, first
+    appearance orders), their line numbers made the file's, a bad line fatal when a
+    non-blank one follows in any later span."""
+    offset = 0
+    pending: tuple[int, str] | None = None
+    mine = state._apps
+    for i, part in enumerate(parts):
+        if isinstance(part, _Corrupt):
+            raise _Corrupt(*pending) if pending else _Corrupt(
+                offset + part.args[0], part.args[1])
+        if pending is not None and part.lines > part.blanks:
+            raise _Corrupt(*pending)
+        if part.bad is not None:
+            pending = (offset + part.bad[0], part.bad[1])
+        offset += part.lines
+        for app, inner in spans.pop(i).items():
+            have = mine.get(app)
+            if have is None:
+                mine[app] = inner
+            else:
+                have.update(inner)
+    state.lines = offset
+    state.torn_line = None if pending is None else pending[0]
 
 
 def _load_lines(

@@ -2,7 +2,7 @@
 
 The fast path (a line in to_line's exact shape, unpacked from one regex match) against
 the general one (json.loads, for any other spelling), and a manifest read in one go
-against one whose second half a forked helper process reads.
+against one whose spans are shared out with a forked helper process.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from backfill.errors import ManifestError
 from backfill.journal import Record, Status, halves, load_manifest
+from backfill.journal import state as state_module
 from backfill.journal.record import CANONICAL
 
 from .test_journal import records
@@ -103,9 +104,12 @@ def manifests(draw: st.DrawFn) -> bytes:
     return b"".join(lines) + draw(_tails)
 
 
-def split_and_whole(path: Path) -> tuple[Any, Any]:
+def split_and_whole(path: Path, span: int = 40) -> tuple[Any, Any]:
+    """The outcome with spans of about ``span`` bytes shared with a helper process, and
+    the outcome read in one go."""
     with pytest.MonkeyPatch.context() as m:
         m.setattr(halves, "SPLIT_MIN_BYTES", 0)
+        m.setattr(halves, "SPAN_BYTES", span)
         split = outcome(path)
         m.setenv("BACKFILL_LOAD_PROCESSES", "1")
         whole = outcome(path)
@@ -113,67 +117,91 @@ def split_and_whole(path: Path) -> tuple[Any, Any]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(manifests())
-def test_a_helper_process_reading_the_second_half_changes_nothing(
-    tmp_path_factory: pytest.TempPathFactory, data: bytes
+@given(manifests(), st.sampled_from([1, 40, 200, 1000]))
+def test_spans_shared_with_a_helper_process_change_nothing(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, span: int
 ) -> None:
     path = tmp_path_factory.mktemp("halves") / "m.jsonl"
     path.write_bytes(data)
-    split, whole = split_and_whole(path)
+    split, whole = split_and_whole(path, span)
     assert split == whole
 
 
-def test_the_halves_really_split(tmp_path: Path) -> None:
-    data = b"".join(f"line {i}\n".encode() for i in range(1000))
+def parse_shared(data: bytes, tmp_path: Path, there: Any = None,
+                 span: int = 8) -> tuple[list[int], dict[int, bytes], Any]:
+    """share() over ``data``'s lines: the spans parsed here, everything read, the reply."""
     path = tmp_path / "lines"
     path.write_bytes(data)
+    read: dict[int, bytes] = {}
+    parent = os.getpid()
+
+    def keep(i: int, f: Any) -> None:
+        read[i] = f.read()
+
     fd = os.open(path, os.O_RDONLY)
     try:
-        cut = halves.cut_point(fd, len(data))
-        assert 0 < cut < len(data) and data[cut - 1:cut] == b"\n"
-        parent = os.getpid()
-        first, second = halves.parse_halves(
-            fd, cut, len(data), lambda f: list(f),
-            lambda f: [os.getpid() != parent, *f])
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(halves, "SPAN_BYTES", span)
+            ranges = halves.spans(fd, len(data))
+        assert b"".join(data[a:b] for a, b in ranges) == data
+        assert all(a == 0 or data[a - 1:a] == b"\n" for a, _ in ranges)
+        mine, reply = halves.share(
+            fd, ranges, keep, there or keep,
+            lambda done: [os.getpid() != parent, *((i, read[i]) for i in done)])
     finally:
         os.close(fd)
-    assert isinstance(second, list) and second[0] is True  # read in the child
-    assert b"".join(first) + b"".join(second[1:]) == data
+    return mine, read, reply
+
+
+def test_both_processes_take_spans_and_every_span_comes_back(tmp_path: Path) -> None:
+    data = b"".join(f"line {i}\n".encode() for i in range(3000))
+    mine, read, reply = parse_shared(data, tmp_path)
+    assert reply is not None and reply[0] is True  # answered from the child
+    got = {**{i: read[i] for i in mine}, **dict(reply[1:])}
+    assert sorted(got) == list(range(len(got))) and set(mine).isdisjoint(dict(reply[1:]))
+    assert b"".join(got[i] for i in range(len(got))) == data
 
 
 def test_a_child_that_dies_costs_time_not_the_result(tmp_path: Path) -> None:
-    data = b"".join(f"{i}\n".encode() for i in range(100))
-    path = tmp_path / "lines"
-    path.write_bytes(data)
     parent = os.getpid()
 
-    def there(f: Any) -> list[bytes]:
+    def there(i: int, f: Any) -> None:
         if os.getpid() != parent:
             os._exit(3)
-        return list(f)
 
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        cut = halves.cut_point(fd, len(data))
-        first, second = halves.parse_halves(fd, cut, len(data), list, there)
-    finally:
-        os.close(fd)
-    assert isinstance(second, list) and b"".join(first) + b"".join(second) == data
+    data = b"".join(f"{i}\n".encode() for i in range(500))
+    reply = parse_shared(data, tmp_path, there)[2]
+    assert reply is None  # the caller parses the spans it did not get (load_manifest does)
 
 
-def test_the_childs_exception_comes_back(tmp_path: Path) -> None:
-    path = tmp_path / "lines"
-    path.write_bytes(b"a\nb\nc\nd\n")
+def test_a_child_that_raises_gives_no_answer(tmp_path: Path) -> None:
+    parent = os.getpid()
 
-    def there(f: Any) -> list[Any]:
-        raise ValueError("bad half")
+    def there(i: int, f: Any) -> None:
+        if os.getpid() != parent:
+            raise ValueError("bad span")
 
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        _, second = halves.parse_halves(fd, 4, 8, list, there)
-    finally:
-        os.close(fd)
-    assert isinstance(second, ValueError) and str(second) == "bad half"
+    data = b"".join(f"{i}\n".encode() for i in range(500))
+    assert parse_shared(data, tmp_path, there)[2] is None
+
+
+def test_a_helper_that_dies_leaves_the_state_whole(tmp_path: Path) -> None:
+    lines = [Record(f"ws{i % 3}", f"A{i % 3}", "R", "2026-11-27", f"f{i % 40}.zip",
+                    Status.FAILED, attempts=i).to_line() for i in range(300)]
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(b"".join(lines))
+    parent = os.getpid()
+    real = state_module._load_span
+
+    def dying(*args: Any) -> Any:
+        if os.getpid() != parent:
+            os._exit(3)
+        return real(*args)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(state_module, "_load_span", dying)
+        split, whole = split_and_whole(path, 500)
+    assert split == whole and split[1] == 300
 
 
 def test_a_shard_filter_applies_in_the_helper_too(
@@ -194,15 +222,14 @@ def test_a_shard_filter_applies_in_the_helper_too(
     (b"\n" + Record("w", "A", "R", "2026-11-27", "g.zip", Status.MISSING).to_line(),
      ("error", ":3: corrupt manifest line (invalid JSON")),
 ])
-def test_a_bad_last_line_of_the_first_half(
+def test_a_bad_last_line_of_a_span(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after: bytes, expected: tuple[Any, Any]
 ) -> None:
     head = b"".join(Record("w", "A", "R", "2026-11-27", f"f{i}.zip", Status.MISSING).to_line()
                     for i in range(2)) + b'{"v": 1, "bad"\n'
     path = tmp_path / "m.jsonl"
     path.write_bytes(head + after)
-    monkeypatch.setattr(halves, "SPLIT_MIN_BYTES", 0)
-    monkeypatch.setattr(halves, "cut_point", lambda fd, size: len(head))
+    monkeypatch.setattr(halves, "spans", lambda fd, size: [(0, len(head)), (len(head), size)])
     split, whole = split_and_whole(path)
     assert split == whole
     if expected[0] == "error":
