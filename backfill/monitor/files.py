@@ -10,13 +10,11 @@ included) instead of writing through it.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import stat
 from pathlib import Path
 
-from ..store.local.durability import write_all
+from ..safe_write import write_replacing
 
 MAX_STATE_BYTES = 1024 * 1024
 
@@ -30,27 +28,9 @@ def alerts_path(manifest: Path) -> Path:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text``; OSError on failure (nothing half-written is left)."""
-    data = text.encode()
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        tmp = f".{path.name}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o644, dir_fd=dfd)
-        try:
-            try:
-                write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dfd)
-            raise
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    """Replace ``path`` with ``text``; OSError on failure (nothing half-written is left).
+    A link at ``path`` is replaced, never written through (:mod:`backfill.safe_write`)."""
+    write_replacing(path, text.encode(), link="replace")
 
 
 def read_small(path: Path) -> str | None:

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 import anyio
 import pytest
 
-from backfill.errors import FileStorageError
+from backfill.errors import FileStorageError, StorageError
 from backfill.journal.compaction import compact
 from backfill.journal.record import Record
 from backfill.model import Status
@@ -77,3 +77,20 @@ async def test_a_folder_swapped_for_a_link_mid_run_is_caught(tmp_path: Path,
     with pytest.raises(FileStorageError, match="acme: is a symbolic link, not followed"):
         await store.save(PurePosixPath("acme/b.zip"), body(data), expected_length=None)
     assert list(outside.iterdir()) == []
+
+
+def test_compaction_refuses_a_link_at_the_manifest_name(tmp_path: Path) -> None:
+    """The manifest swapped for a link after the run opened it: the rename is refused,
+    the link and what it points to stay as they were, no temporary file is left."""
+    target = precious(tmp_path)
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.symlink_to(target)
+    rec = Record(workspace="w", app_id="A", report="r", date="2026-11-20",
+                 filename="r_20261120.zip", status=Status.EXPIRED)
+    with pytest.raises(StorageError) as info:
+        compact(manifest, [rec])
+    assert str(info.value) == (f"{manifest}: cannot compact the manifest "
+                               "(is a symbolic link, not followed)")
+    assert manifest.is_symlink() and target.read_bytes() == PRECIOUS
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "manifest.jsonl"]
+

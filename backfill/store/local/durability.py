@@ -2,8 +2,6 @@
 the journal).
 
 - :func:`fsync_dir` makes a directory's entries (a new name, a rename) durable.
-- :func:`replace_durably` renames a synced file over its final name and fsyncs the
-  directory: killed at any instant, the final name is the old file or the new one.
 - :func:`rename_noreplace` renames into a folder only if the name there is free.
 - :func:`syncfs_function` finds ``syncfs(2)`` where it reports writeback errors
   (Linux ≥ 5.8): one call makes a whole batch of files durable.
@@ -28,13 +26,6 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def replace_durably(source: Path, final: Path) -> None:
-    """``os.replace(source, final)``, then fsync ``final``'s directory. ``source`` must
-    already be fsynced and in the same directory."""
-    os.replace(source, final)
-    fsync_dir(final.parent)
 
 
 _RENAME_NOREPLACE = 1

@@ -612,7 +612,7 @@ def test_compact_failing_rename_keeps_the_old_file(
     old = rec(0).to_line()
     path = write_lines(tmp_path / "m.jsonl", old)
 
-    def no_replace(src: Any, dst: Any) -> None:
+    def no_replace(src: Any, dst: Any, **dir_fds: int) -> None:
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(os, "replace", no_replace)
