@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import OutputDirError
 from ..journal import ManifestLock, ManifestState, Record, compact, load_manifest
 from .assign import Shard
 from .merge import Conflict, Key, has_file, merge, wins
@@ -153,8 +154,12 @@ def merge_files(out: Path, inputs: Sequence[Path]) -> MergeReport:
     """Merge the manifests ``inputs`` into ``out`` (which may be one of them): one line
     per key, written atomically (temporary file, fsync, rename) under ``out``'s lock.
 
-    LockedError if a run holds ``out``; ManifestError naming an unreadable input.
+    LockedError if a run holds ``out``; ManifestError naming an unreadable input;
+    OutputDirError (exit 2, nothing written) when ``out`` is a symbolic link: refused,
+    as a run refuses a manifest that is one (the compaction refuses it too, at the rename).
     """
+    if os.path.islink(out):
+        raise OutputDirError(f"{out}: is a symbolic link, not followed")
     with ManifestLock(out):
         view = View(ManifestState())
         for path in inputs:

@@ -94,3 +94,19 @@ def test_compaction_refuses_a_link_at_the_manifest_name(tmp_path: Path) -> None:
     assert manifest.is_symlink() and target.read_bytes() == PRECIOUS
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "manifest.jsonl"]
 
+
+async def test_manifest_merge_refuses_an_out_that_is_a_link(tmp_path: Path) -> None:
+    """OUT is a manifest the merge writes: a link there is refused as a run refuses one."""
+    target = precious(tmp_path)
+    rec = Record(workspace="w", app_id="A", report="r", date="2026-11-20",
+                 filename="r_20261120.zip", status=Status.EXPIRED)
+    source = tmp_path / "manifest.shard-0-of-2.jsonl"
+    source.write_bytes(rec.to_line())
+    out = tmp_path / "manifest.jsonl"
+    out.symlink_to(target)
+    with anyio.fail_after(30):
+        result = await anyio.run_process(
+            cli_command("manifest", "merge", str(out), str(source)), check=False)
+    assert_one_line(result.returncode, result.stderr.decode(), out, "symbolic link")
+    assert out.is_symlink() and target.read_bytes() == PRECIOUS
+
