@@ -26,7 +26,9 @@ from rich.console import Console
 
 from ..config import Config, load_config
 from ..engine import Backfill, Options
+from ..errors import OutputDirError, os_error_reason
 from ..journal.state import load_manifest
+from ..safe_write import LinkAtName, write_replacing
 from ..simulator import Faults, run_simulator
 from ..summary import Summary, tally_records
 from .hints import command, prog
@@ -119,10 +121,10 @@ async def run_demo(s: DemoSettings, console: Console | None = None) -> Summary:
     cfg_path = out / "demo.toml"
     # The simulator needs the workspaces before it has a port: parse once with a
     # placeholder URL, then write the real file.
-    cfg_path.write_text(demo_toml(s, "http://127.0.0.1:1"))
+    write_demo_config(cfg_path, demo_toml(s, "http://127.0.0.1:1"))
     placeholder = load_config(cfg_path)
     async with run_simulator(placeholder, faults=_faults(s.faults)) as sim:
-        cfg_path.write_text(demo_toml(s, sim.base_url))
+        write_demo_config(cfg_path, demo_toml(s, sim.base_url))
         config = load_config(cfg_path)
         console.print(f"[bold]moe-backfill demo[/bold]: simulator at {sim.base_url}, "
                       f"{s.workspaces} workspaces × {s.reports} reports × {s.days} days")
@@ -146,6 +148,17 @@ async def run_demo(s: DemoSettings, console: Console | None = None) -> Summary:
                      config.run.manifest_path, console)
         console.print(f"\nTry: {command('status', str(cfg_path), '--grid')}")
         return first
+
+
+def write_demo_config(path: Path, text: str) -> None:
+    """Replace the demo's config atomically; a link planted at its name is refused, never
+    written through (OutputDirError, exit 2, naming the path)."""
+    try:
+        write_replacing(path, text.encode())
+    except LinkAtName as exc:
+        raise OutputDirError(str(exc)) from None
+    except OSError as exc:
+        raise OutputDirError(f"{path}: cannot write ({os_error_reason(exc)})") from None
 
 
 def clear_previous(out: Path) -> int:

@@ -110,3 +110,17 @@ async def test_manifest_merge_refuses_an_out_that_is_a_link(tmp_path: Path) -> N
     assert_one_line(result.returncode, result.stderr.decode(), out, "symbolic link")
     assert out.is_symlink() and target.read_bytes() == PRECIOUS
 
+
+async def test_a_demo_config_planted_as_a_link_is_not_written_through(
+        tmp_path: Path) -> None:
+    target = precious(tmp_path)
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "demo.toml").symlink_to(target)
+    with anyio.fail_after(60):
+        result = await anyio.run_process(
+            cli_command("demo", "--output-dir", str(out)), check=False)
+    assert_one_line(result.returncode, result.stderr.decode(), out / "demo.toml",
+                    "is a symbolic link, not followed")
+    assert target.read_bytes() == PRECIOUS
+    assert sorted(p.name for p in out.iterdir()) == ["demo.toml"]
