@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StorageError, os_error_reason
+from ..safe_open import NotRegularFile, open_regular
 
 VERSION = 1
 EXTRACTED = "extracted"
@@ -104,8 +105,8 @@ class Ledger:
         self._load()
 
     def _load(self) -> None:
-        try:
-            with open(self.path, "rb") as f:
+        try:  # never through a link (nor a FIFO): appends refuse one too (O_NOFOLLOW)
+            with os.fdopen(open_regular(self.path, follow_symlinks=False), "rb") as f:
                 for line in f:
                     entry = _parse(line) if line.strip() else None
                     if entry is None:
@@ -114,6 +115,8 @@ class Ledger:
                     self.entries[entry.key] = entry
         except FileNotFoundError:
             return
+        except NotRegularFile as exc:
+            raise StorageError(f"{self.path}: {exc}") from None
         except OSError as exc:
             raise StorageError(f"{self.path}: {os_error_reason(exc)}") from exc
 

@@ -146,3 +146,20 @@ async def test_a_held_tables_lock_never_fails_the_run(tmp_path: Path) -> None:
     assert tables["written"] == [] and tables["deferred"] == 24
     assert "in use" in tables["problem"]
     assert len(json.loads(cli("extract", str(cfg), "--json").stdout)["written"]) == 24
+
+
+def test_a_ledger_planted_as_a_link_is_refused_never_read_through(tmp_path: Path) -> None:
+    """The ledger beside the manifest is opened O_NOFOLLOW for reading as for appending:
+    a link there is one line naming it, and what it points to is left alone."""
+    path = tmp_path / "c.toml"
+    path.write_text(CONFIG.format(base_url="http://127.0.0.1:9", extra=""))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/manifest.jsonl").write_bytes(b"")
+    target = tmp_path / "elsewhere.jsonl"
+    target.write_bytes(b"somebody else's\n")
+    ledger = tmp_path / "out/manifest.tables.jsonl"
+    ledger.symlink_to(target)
+    bad = cli("extract", str(path))
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert bad.stderr == f"backfill: error: {ledger}: is a symbolic link, not a regular file\n"
+    assert target.read_bytes() == b"somebody else's\n" and ledger.is_symlink()
