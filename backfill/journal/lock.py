@@ -17,6 +17,25 @@ def lock_path(manifest_path: Path) -> Path:
     return manifest_path.with_name(manifest_path.name + ".lock")
 
 
+def open_lock_file(path: Path) -> int:
+    """A read-write descriptor of the lock file ``path`` (made, with its folders, if
+    missing): never through a link (a lock file is truncated), never a FIFO or device.
+    OutputDirError (exit 2, nothing written) naming the path otherwise."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+                     | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        why = "is a symbolic link" if os.path.islink(path) else os_error_reason(exc)
+        raise OutputDirError(f"{path}: cannot create the lock file ({why})") from None
+    kind = kind_of(os.fstat(fd).st_mode)
+    if kind is not None:
+        os.close(fd)
+        raise OutputDirError(f"{path}: cannot use the lock file (is {kind})")
+    os.set_blocking(fd, True)
+    return fd
+
+
 class ManifestLock:
     """Exclusive lock on ``<manifest>.lock`` for a whole run (a sync context manager).
 
@@ -34,18 +53,7 @@ class ManifestLock:
     def acquire(self) -> None:
         if self._fd >= 0:
             raise RuntimeError("ManifestLock is already held")
-        try:  # never through a link (it is truncated below), never a FIFO or device
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-                         | os.O_NONBLOCK, 0o644)
-        except OSError as exc:
-            why = "is a symbolic link" if os.path.islink(self.path) else os_error_reason(exc)
-            raise OutputDirError(f"{self.path}: cannot create the lock file ({why})") from None
-        kind = kind_of(os.fstat(fd).st_mode)
-        if kind is not None:
-            os.close(fd)
-            raise OutputDirError(f"{self.path}: cannot use the lock file (is {kind})")
-        os.set_blocking(fd, True)
+        fd = open_lock_file(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -22,15 +22,7 @@ from pathlib import Path
 
 from ..errors import LockedError, StorageError, os_error_reason
 from ..journal import lock_path
-
-
-def _open(path: Path) -> int:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-    except OSError as exc:
-        raise StorageError(f"{path}: cannot open the lock file "
-                           f"({os_error_reason(exc)})") from None
+from ..journal.lock import open_lock_file
 
 
 def _try(fd: int, path: Path, mode: int) -> bool:
@@ -59,13 +51,13 @@ class ShardLocks:
         self._fds: list[int] = []
 
     def acquire(self) -> None:
-        fd = _open(self.main_path)
+        fd = open_lock_file(self.main_path)
         self._fds.append(fd)
         if not _try(fd, self.main_path, fcntl.LOCK_SH):
             self.release()
             raise LockedError(f"{self.main_manifest} is in use by a run without --shard; "
                               "shard runs start when it has ended")
-        group = _open(self.group_path)
+        group = open_lock_file(self.group_path)
         self._fds.append(group)
         self.alone = _try(group, self.group_path, fcntl.LOCK_EX)
         if not self.alone:

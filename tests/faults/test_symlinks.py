@@ -124,3 +124,22 @@ async def test_a_demo_config_planted_as_a_link_is_not_written_through(
                     "is a symbolic link, not followed")
     assert target.read_bytes() == PRECIOUS
     assert sorted(p.name for p in out.iterdir()) == ["demo.toml"]
+
+
+@pytest.mark.parametrize("name", ["manifest.jsonl.lock", "manifest.jsonl.shards.lock"])
+async def test_a_shard_lock_file_planted_as_a_link_is_refused(tmp_path: Path,
+                                                             name: str) -> None:
+    """A shard run opens the main manifest's lock and the shards' lock as a plain run
+    opens its lock: a link there is one line (exit 2), nothing opened through it."""
+    target = precious(tmp_path)
+    config = write_config(tmp_path)
+    (tmp_path / "out").mkdir()
+    lock = tmp_path / "out" / name
+    lock.symlink_to(target)
+    with anyio.fail_after(30):
+        result = await anyio.run_process(
+            cli_command("run", str(config), "--shard", "0/2", "--today", TODAY.isoformat(),
+                        "--no-progress"), check=False)
+    assert_one_line(result.returncode, result.stderr.decode(), lock,
+                    "cannot create the lock file (is a symbolic link)")
+    assert target.read_bytes() == PRECIOUS and lock.is_symlink()
