@@ -31,6 +31,7 @@ from ..journal.state import load_manifest
 from ..safe_write import LinkAtName, write_replacing
 from ..simulator import Faults, run_simulator
 from ..summary import Summary, tally_records
+from .democlear import DEMO_MARK, clear_previous
 from .hints import command, prog
 from .logs import EventLog, secrets_of, setup
 from .progress import Progress
@@ -42,7 +43,6 @@ REPORT_NAMES = ("Daily campaign summary", "Email - delivery (EU)", "Push & in-ap
 ZONES = ("Europe/Berlin", "America/New_York", "Asia/Kolkata", "Asia/Singapore", "UTC",
          "Australia/Sydney")
 KEY_ENV = "MOE_DEMO_API_KEY"
-DEMO_MARK = "# Written by `backfill demo`"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,40 +159,6 @@ def write_demo_config(path: Path, text: str) -> None:
         raise OutputDirError(str(exc)) from None
     except OSError as exc:
         raise OutputDirError(f"{path}: cannot write ({os_error_reason(exc)})") from None
-
-
-def clear_previous(out: Path) -> int:
-    """Remove what a previous demo in ``out`` recorded: the files its manifest lists and the
-    manifest, then directories left empty. Nothing is followed through a symlink, nothing
-    outside ``out`` is touched, and a directory whose demo.toml a demo did not write is
-    left alone. Returns the number of files removed."""
-    cfg = out / "demo.toml"
-    manifest = out / "manifest.jsonl"
-    try:
-        if cfg.is_symlink() or not cfg.read_text(encoding="utf-8").startswith(DEMO_MARK):
-            return 0
-    except (OSError, UnicodeDecodeError):
-        return 0
-    removed = 0
-    if manifest.is_file() and not manifest.is_symlink():
-        for rec in load_manifest(manifest):
-            path = out / (rec.path or "")
-            if rec.path and _inside(out, path) and path.is_file():
-                path.unlink()
-                removed += 1
-        manifest.unlink()
-    for d in sorted((p for p in out.rglob("*") if p.is_dir() and not p.is_symlink()),
-                    key=lambda p: len(p.parts), reverse=True):
-        if _inside(out, d) and not any(d.iterdir()):
-            d.rmdir()
-    return removed
-
-
-def _inside(root: Path, path: Path) -> bool:
-    """``path`` is under ``root`` with no symlink on the way (so nothing is removed
-    through a link the demo did not make)."""
-    return os.path.realpath(path) == os.path.abspath(path) and \
-        os.path.abspath(path).startswith(str(root) + os.sep)
 
 
 async def _one_run(config: Config, sim: object, s: DemoSettings, console: Console,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -211,3 +213,36 @@ def test_clearing_a_previous_demo_never_follows_a_symlink(tmp_path: Path) -> Non
     (other / "demo.toml").write_text("[run]\n")
     (other / "manifest.jsonl").write_text("")
     assert clear_previous(other) == 0 and (other / "manifest.jsonl").exists()
+
+
+def test_clearing_a_demo_removes_nothing_through_a_folder_swapped_for_a_link(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folder of a recorded file becomes a link just before the file is removed: the
+    removal acts in the folder that was walked (moved away), never through the link."""
+    from backfill.cli.demo import DEMO_MARK, clear_previous
+
+    out, elsewhere, moved = tmp_path / "demo", tmp_path / "elsewhere", tmp_path / "moved"
+    (out / "w").mkdir(parents=True)
+    elsewhere.mkdir()
+    (out / "w" / "R_20261126.zip").write_bytes(b"the demo's")
+    victim = elsewhere / "R_20261126.zip"
+    victim.write_bytes(b"not the demo's")
+    (out / "demo.toml").write_text(DEMO_MARK + "\n")
+    (out / "manifest.jsonl").write_text(json.dumps({
+        "v": 1, "workspace": "w", "app_id": "A", "report": "R", "date": "2026-11-26",
+        "filename": "R_20261126.zip", "status": "completed", "path": "w/R_20261126.zip",
+        "bytes": 10, "sha256": "0" * 64, "attempts": 1, "http_status": 200, "error": None,
+        "request_id": None, "updated_at": "2026-11-27T00:00:00Z"}) + "\n")
+    real_unlink = os.unlink
+
+    def swap_then_unlink(path: Any, *args: Any, **kwargs: Any) -> None:
+        if str(path).endswith("R_20261126.zip") and not moved.exists():
+            (out / "w").rename(moved)
+            (out / "w").symlink_to(elsewhere)
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", swap_then_unlink)
+    clear_previous(out)
+    assert victim.read_bytes() == b"not the demo's"
+    assert list(moved.iterdir()) == []  # removed where the walk had opened its folder
+    assert (out / "w").is_symlink()  # the link itself left as it is
