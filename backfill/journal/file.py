@@ -39,7 +39,8 @@ class AppendFile:
         written); never through a link, never a FIFO or a device."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            # read-write: the tail is read back through this descriptor, never the name
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
                          | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         except OSError as exc:
             reason = ("is a symbolic link" if os.path.islink(self.path)
@@ -52,7 +53,7 @@ class AppendFile:
             raise OutputDirError(f"{self.path}: cannot open the manifest (is {kind})")
         os.set_blocking(fd, True)
         try:
-            self.tail_repaired = repair_tail(self.path, fd)
+            self.tail_repaired = repair_tail(fd)
         except OSError as exc:
             os.close(fd)
             raise OutputDirError(
@@ -126,13 +127,15 @@ def _last_line(f: Any, size: int) -> tuple[int, builtins.bytes]:
     return start, f.read(end - start)
 
 
-def repair_tail(path: Path, fd: int) -> str | None:
-    """Make the file end cleanly before appending (see the module docstring); what was
-    done ("torn line removed", "newline added") or None."""
+def repair_tail(fd: int) -> str | None:
+    """Make the file open at ``fd`` (read-write) end cleanly before appending (see the
+    module docstring); what was done ("torn line removed", "newline added") or None.
+    The tail is read through ``fd``: whatever is at the file's name now (a link swapped
+    in since it was opened) is never read, nor cut by what it holds."""
     size = os.fstat(fd).st_size
     if size == 0:
         return None
-    with open(path, "rb") as f:
+    with os.fdopen(os.dup(fd), "rb") as f:
         f.seek(size - 1)
         ends_with_newline = f.read(1) == b"\n"
         start, line = _last_line(f, size)

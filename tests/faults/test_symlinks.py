@@ -143,3 +143,32 @@ async def test_a_shard_lock_file_planted_as_a_link_is_refused(tmp_path: Path,
     assert_one_line(result.returncode, result.stderr.decode(), lock,
                     "cannot create the lock file (is a symbolic link)")
     assert target.read_bytes() == PRECIOUS and lock.is_symlink()
+
+
+def test_the_manifest_tail_is_judged_from_the_open_file_not_its_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manifest is swapped for a link (to a file with a torn last line) just after the
+    writer opened it: its tail is read through the descriptor, so the writer's own file
+    only gains its missing newline, and the link's target is neither read nor cut."""
+    from backfill.journal import file as file_module
+
+    rec = Record(workspace="w", app_id="A", report="r", date="2026-11-20",
+                 filename="r_20261120.zip", status=Status.EXPIRED)
+    manifest, moved = tmp_path / "manifest.jsonl", tmp_path / "moved.jsonl"
+    manifest.write_bytes(rec.to_line() * 2 + rec.to_line().rstrip(b"\n"))
+    other = tmp_path / "elsewhere.jsonl"
+    other.write_bytes(rec.to_line() + b'{"v": 1, "workspace": "w", "app')
+    real_kind_of = file_module.kind_of
+
+    def swap_then_look(mode: int) -> str | None:
+        manifest.rename(moved)
+        manifest.symlink_to(other)
+        return real_kind_of(mode)
+
+    monkeypatch.setattr(file_module, "kind_of", swap_then_look)
+    appender = file_module.AppendFile(manifest)
+    appender.open()
+    appender.close()
+    assert appender.tail_repaired == "newline added"
+    assert moved.read_bytes() == rec.to_line() * 3
+    assert other.read_bytes() == rec.to_line() + b'{"v": 1, "workspace": "w", "app'
