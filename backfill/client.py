@@ -11,10 +11,11 @@ passed to aiohttp explicitly; ``trust_env`` stays off, so aiohttp never reads ne
 proxy variables itself. An https:// origin goes through the proxy inside a ``CONNECT``
 tunnel, so the proxy sees only the host name; a plain http:// origin would hand the
 ``Authorization`` and ``Signature`` headers to the proxy in clear text, so it is refused
-(use https, or list the host in ``NO_PROXY``). TLS uses one SSL context made at start-up:
-the system's trust store (``SSL_CERT_FILE``/``SSL_CERT_DIR`` read then), or only
-``[http] ca_bundle``. A certificate that fails verification is a
-:class:`~backfill.errors.CertificateError` (not retried), never a transient connect error.
+(use https, or list the host in ``NO_PROXY``). TLS uses one SSL context: the system's
+trust store (``SSL_CERT_FILE``/``SSL_CERT_DIR`` read at the first https handshake, not at
+import: :mod:`backfill.trust`), or only ``[http] ca_bundle`` (read at start-up). A
+certificate that fails verification is a :class:`~backfill.errors.CertificateError` (not
+retried), never a transient connect error.
 
 No aiohttp exception leaves this module: they become :mod:`backfill.errors` types whose
 messages name the exception class and the URL path only — never headers, never
@@ -33,7 +34,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from urllib.parse import urljoin, urlsplit
 
-import aiohttp
 from yarl import URL
 
 from ._version import __version__
@@ -51,6 +51,10 @@ from .errors import (
 from .naming import origin
 from .proxy import ProxyRoute, ProxyTable
 from .scrub import request_secrets, scrub
+from .trust import deferred_default_trust
+
+with deferred_default_trust():  # the system's CA file is read at the first https handshake
+    import aiohttp
 
 CREDENTIAL_HEADERS = ("Authorization", "Signature", "MOE-APPKEY")
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -284,8 +288,9 @@ class Client:
 
 def ssl_context(http: HttpSettings) -> ssl.SSLContext | bool:
     """The one SSL context of a run: only ``http.ca_bundle``'s CAs, or ``True`` — the
-    system's, in the verifying context aiohttp made when it was imported (making another
-    would parse the system's CA file again: ~20 ms of start-up, https or not)."""
+    system's, in the verifying context aiohttp made when it was imported, which parses
+    the system's CA file at its first handshake (:mod:`backfill.trust`); making another
+    would parse it again: ~20 ms."""
     if http.ca_bundle is None:
         return True
     cafile = str(http.ca_bundle)

@@ -21,10 +21,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import anyio
 
 from .. import __version__
+from ..trust import deferred_default_trust
+
+with deferred_default_trust():  # the system's CA file is read at the first https handshake
+    import aiohttp
 
 if TYPE_CHECKING:
     from ..proxy import ProxyRoute
