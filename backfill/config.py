@@ -12,11 +12,9 @@ behaves the same whatever its working directory.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, time, timedelta
@@ -255,6 +253,8 @@ def _show(text: str) -> str:
 def _unknown_keys(p: _Problems, where: str, table: Mapping[str, Any], known: set[str]) -> None:
     for key in table:
         if key not in known:
+            import difflib  # only for a mistake: not paid by every start-up
+
             hint = difflib.get_close_matches(key, sorted(known), n=1)
             extra = f" (did you mean '{hint[0]}'?)" if hint else ""
             p.add(where, key, f"unknown key{extra}")
@@ -880,6 +880,8 @@ def load_config(
         raise ConfigError(f"{p}: {exc}: not a config file") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read ({exc.strerror})") from None
+    import tomllib  # here, not at import: the engine given a parsed document never pays it
+
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

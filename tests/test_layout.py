@@ -59,3 +59,12 @@ def test_no_class_or_function_is_too_long_to_read() -> None:
                     too_long.append(f"{path.relative_to(root.parent)}:{node.lineno} "
                                     f"{node.name}: {lines} lines (at most {limit})")
     assert not too_long, "\n".join(too_long)
+
+
+def test_the_engine_loads_no_presentation_no_extras_and_no_toml() -> None:
+    """What a run given a parsed config needs before its first request (issue 18): rich
+    waits for something to render, tomllib for a file to read, extras for their use."""
+    loaded = loaded_after("import backfill.eventloop, backfill.config, backfill.engine")
+    heavy = {"rich", "tomllib", "difflib", "obstore", "pyarrow", "distributed", "dask",
+             "pendulum", "shtab", "backfill.cli", "backfill.simulator"}
+    assert not loaded & heavy, sorted(loaded & heavy)
