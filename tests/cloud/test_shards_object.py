@@ -37,6 +37,15 @@ def objects(bucket: Bucket) -> set[str]:
     return {Path(m["path"]).name for m in listed["objects"]}
 
 
+
+async def run_pods(s3_env: dict[str, str], tmp_path: Path, cfg: Path, n: int = 2) -> None:
+    """``run --shard i/n`` for each i, as n pods would: each with a disk of its own."""
+    for i in range(n):
+        proc = await backfill(process_env(s3_env, tmp_path / f"pod{i}"), "run", str(cfg),
+                              *DAY, "--shard", f"{i}/{n}")
+        assert proc.returncode == 0, proc.stderr.decode()
+
+
 async def test_shards_on_machines_without_a_shared_disk(
         s3_env: dict[str, str], tmp_path: Path) -> None:
     url = f"s3://{s3_env['BUCKET']}/landing"
@@ -44,10 +53,7 @@ async def test_shards_on_machines_without_a_shared_disk(
     async with run_simulator(make_config(tmp_path / "sim").workspaces, today=TODAY) as sim:
         cfg = tmp_path / "backfill.toml"
         cfg.write_text(CONFIG.format(output_dir=url, base_url=sim.base_url))
-        for i in range(2):  # two pods, each with a disk of its own
-            proc = await backfill(process_env(s3_env, tmp_path / f"pod{i}"), "run", str(cfg),
-                                  *DAY, "--shard", f"{i}/2")
-            assert proc.returncode == 0, proc.stderr.decode()
+        await run_pods(s3_env, tmp_path, cfg)  # two pods, each with a disk of its own
         served = sim.counters.total
         assert served > 0
         names = objects(bucket)
@@ -207,10 +213,7 @@ async def test_verify_marks_a_bad_object_failed_in_the_shard_manifest_in_the_buc
     async with run_simulator(make_config(tmp_path / "sim").workspaces, today=TODAY) as sim:
         cfg = tmp_path / "backfill.toml"
         cfg.write_text(CONFIG.format(output_dir=url, base_url=sim.base_url))
-        for i in range(2):
-            proc = await backfill(process_env(s3_env, tmp_path / f"pod{i}"), "run", str(cfg),
-                                  *DAY, "--shard", f"{i}/2")
-            assert proc.returncode == 0, proc.stderr.decode()
+        await run_pods(s3_env, tmp_path, cfg)
         victim = shard_state(bucket, tmp_path, "manifest.shard-1-of-2.jsonl")[0]
         assert victim.path is not None
         bucket.put(victim.path, b"PK\x05\x06" + b"\0" * 18)
@@ -242,10 +245,7 @@ async def test_manifest_merge_reads_and_writes_manifests_in_the_bucket(
     async with run_simulator(make_config(tmp_path / "sim").workspaces, today=TODAY) as sim:
         cfg = tmp_path / "backfill.toml"
         cfg.write_text(CONFIG.format(output_dir=url, base_url=sim.base_url))
-        for i in range(2):
-            proc = await backfill(process_env(s3_env, tmp_path / f"pod{i}"), "run", str(cfg),
-                                  *DAY, "--shard", f"{i}/2")
-            assert proc.returncode == 0, proc.stderr.decode()
+        await run_pods(s3_env, tmp_path, cfg)
     env = process_env(s3_env, tmp_path / "laptop")
     main, shards = f"{url}/manifest.jsonl", [f"{url}/manifest.shard-{i}-of-2.jsonl"
                                              for i in range(2)]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import ssl
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+import pytest
+import trustme
 
 from backfill.config import Config, parse_config
 from backfill.journal import Record, Status, load_manifest
@@ -88,3 +92,16 @@ def by_status(records: Sequence[Record]) -> dict[Status, int]:
 def write_toml(path: Path, config_doc: str) -> Path:
     path.write_text(config_doc)
     return path
+
+
+# A throw-away CA and the simulator's server context under it (the TLS tests).
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def server_ssl(ca: trustme.CA) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
+    return ctx

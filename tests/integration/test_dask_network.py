@@ -32,18 +32,6 @@ from .test_shards import write_config
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def server_ssl(ca: trustme.CA) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
-    return ctx
-
-
 @pytest.fixture
 def pem(ca: trustme.CA, tmp_path: Path) -> Path:
     path = tmp_path / "corp-ca.pem"

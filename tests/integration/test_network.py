@@ -38,18 +38,6 @@ def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def server_ssl(ca: trustme.CA) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
-    return ctx
-
-
 @pytest.fixture
 def ca_file(ca: trustme.CA, tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "corp-ca.pem"
