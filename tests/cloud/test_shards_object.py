@@ -4,10 +4,13 @@ Real processes against the simulator and moto on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tomllib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import obstore
 import pytest
@@ -36,6 +39,20 @@ def objects(bucket: Bucket) -> set[str]:
     listed = obstore.list_with_delimiter(bucket.dest.store, prefix)
     return {Path(m["path"]).name for m in listed["objects"]}
 
+
+
+@contextlib.asynccontextmanager
+async def pods_in_bucket(
+        s3_env: dict[str, str], tmp_path: Path) -> AsyncIterator[tuple[str, Bucket, Any, Path]]:
+    """Two pods' shard runs landed in the bucket; (url, bucket, simulator, config), the
+    simulator still serving."""
+    url = f"s3://{s3_env['BUCKET']}/landing"
+    bucket = Bucket(url, s3_env, tmp_path / "test-staging")
+    async with run_simulator(make_config(tmp_path / "sim").workspaces, today=TODAY) as sim:
+        cfg = tmp_path / "backfill.toml"
+        cfg.write_text(CONFIG.format(output_dir=url, base_url=sim.base_url))
+        await run_pods(s3_env, tmp_path, cfg)
+        yield url, bucket, sim, cfg
 
 
 async def run_pods(s3_env: dict[str, str], tmp_path: Path, cfg: Path, n: int = 2) -> None:
@@ -208,12 +225,7 @@ async def test_run_dask_local_to_s3_keeps_the_shard_manifests_in_the_bucket(
 
 async def test_verify_marks_a_bad_object_failed_in_the_shard_manifest_in_the_bucket(
         s3_env: dict[str, str], tmp_path: Path) -> None:
-    url = f"s3://{s3_env['BUCKET']}/landing"
-    bucket = Bucket(url, s3_env, tmp_path / "test-staging")
-    async with run_simulator(make_config(tmp_path / "sim").workspaces, today=TODAY) as sim:
-        cfg = tmp_path / "backfill.toml"
-        cfg.write_text(CONFIG.format(output_dir=url, base_url=sim.base_url))
-        await run_pods(s3_env, tmp_path, cfg)
+    async with pods_in_bucket(s3_env, tmp_path) as (_, bucket, sim, cfg):
         victim = shard_state(bucket, tmp_path, "manifest.shard-1-of-2.jsonl")[0]
         assert victim.path is not None
         bucket.put(victim.path, b"PK\x05\x06" + b"\0" * 18)
@@ -240,30 +252,25 @@ async def test_verify_marks_a_bad_object_failed_in_the_shard_manifest_in_the_buc
 
 async def test_manifest_merge_reads_and_writes_manifests_in_the_bucket(
         s3_env: dict[str, str], tmp_path: Path) -> None:
-    url = f"s3://{s3_env['BUCKET']}/landing"
-    bucket = Bucket(url, s3_env, tmp_path / "test-staging")
-    async with run_simulator(make_config(tmp_path / "sim").workspaces, today=TODAY) as sim:
-        cfg = tmp_path / "backfill.toml"
-        cfg.write_text(CONFIG.format(output_dir=url, base_url=sim.base_url))
-        await run_pods(s3_env, tmp_path, cfg)
-    env = process_env(s3_env, tmp_path / "laptop")
-    main, shards = f"{url}/manifest.jsonl", [f"{url}/manifest.shard-{i}-of-2.jsonl"
-                                             for i in range(2)]
-    merged = await backfill(env, "manifest", "merge", main, main, *shards, "--json")
-    assert merged.returncode == 0, merged.stderr.decode()
-    doc = json.loads(merged.stdout)
-    assert doc["out"] == main and doc["inputs"] == [main, *shards] and doc["records"] == TOTAL
-    assert len(shard_state(bucket, tmp_path, "manifest.jsonl")) == TOTAL
-    assert not any(n.endswith(".lock") for n in objects(bucket))
-    local = tmp_path / "copy.jsonl"  # a local OUT from URL inputs works too
-    again = await backfill(env, "manifest", "merge", str(local), *shards)
-    assert again.returncode == 0 and len(load_manifest(local)) == TOTAL
+    async with pods_in_bucket(s3_env, tmp_path) as (url, bucket, _, _):
+        env = process_env(s3_env, tmp_path / "laptop")
+        main, shards = f"{url}/manifest.jsonl", [f"{url}/manifest.shard-{i}-of-2.jsonl"
+                                                 for i in range(2)]
+        merged = await backfill(env, "manifest", "merge", main, main, *shards, "--json")
+        assert merged.returncode == 0, merged.stderr.decode()
+        doc = json.loads(merged.stdout)
+        assert doc["out"] == main and doc["inputs"] == [main, *shards] and doc["records"] == TOTAL
+        assert len(shard_state(bucket, tmp_path, "manifest.jsonl")) == TOTAL
+        assert not any(n.endswith(".lock") for n in objects(bucket))
+        local = tmp_path / "copy.jsonl"  # a local OUT from URL inputs works too
+        again = await backfill(env, "manifest", "merge", str(local), *shards)
+        assert again.returncode == 0 and len(load_manifest(local)) == TOTAL
 
-    bucket.put("manifest.jsonl.lock", LockInfo("pod-7", 4242, "t", datetime.now(UTC)
-                                               + timedelta(hours=1)).to_json())
-    held = await backfill(env, "manifest", "merge", main, *shards)
-    assert held.returncode == 75 and b"locked by pid 4242" in held.stderr
-    for bad in (f"{url}/manifest.shard-5-of-9.jsonl", "s3://"):
-        missing = await backfill(env, "manifest", "merge", str(local), bad)
-        lines = missing.stderr.decode().strip().splitlines()
-        assert missing.returncode == 2 and len(lines) == 1, lines
+        bucket.put("manifest.jsonl.lock", LockInfo("pod-7", 4242, "t", datetime.now(UTC)
+                                                   + timedelta(hours=1)).to_json())
+        held = await backfill(env, "manifest", "merge", main, *shards)
+        assert held.returncode == 75 and b"locked by pid 4242" in held.stderr
+        for bad in (f"{url}/manifest.shard-5-of-9.jsonl", "s3://"):
+            missing = await backfill(env, "manifest", "merge", str(local), bad)
+            lines = missing.stderr.decode().strip().splitlines()
+            assert missing.returncode == 2 and len(lines) == 1, lines
